@@ -1,0 +1,79 @@
+"""Empirical efficiency factors: what fraction of a datasheet peak real kernels reach, and fixed overheads.
+
+They live in data/calibration/efficiency.yaml, apart from the spec files (which hold datasheet figures
+only), and are fitted by benchmarks/fit_efficiency.py from published measurements. Each factor is a
+physical quantity with bounds (a fraction of peak lies in (0, 1]; an overhead is microseconds), never a
+per-row fudge. Which values were fitted and which are assumptions is recorded in the file itself.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ENGINES = ("optimized", "compiled", "eager")
+Engine = Literal["optimized", "compiled", "eager"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EngineEff(_Strict):
+    """A serving engine's achievable fractions and overheads (TensorRT-LLM/vLLM-class, torch.compile, eager)."""
+    gemm_compute_frac: float = Field(gt=0, le=1)     # dense GEMM, of the dtype's dense peak
+    conv_compute_frac: float = Field(gt=0, le=1)     # convolutions (implicit GEMM)
+    attn_compute_frac: float = Field(gt=0, le=1)     # fused attention
+    vector_compute_frac: float = Field(gt=0, le=1)   # non-tensor work, of the fp32 vector peak
+    mem_frac: float = Field(gt=0, le=1)              # streaming DRAM bandwidth, of the datasheet figure
+    link_frac: float = Field(gt=0, le=1)             # all-reduce bus bandwidth, of the per-direction link
+    launch_overhead_s: float = Field(ge=0, le=1e-3)  # per kernel (CUDA graphs make it small)
+    step_overhead_s: float = Field(ge=0, le=0.1)     # per forward pass: scheduling, sampling, host work
+    overlap_p: float = Field(ge=1, le=64)            # t = (tc^p + tm^p)^(1/p): p -> inf is the pure roofline
+    fused_elementwise_frac: float = Field(ge=0, le=1)  # share of fusible elementwise traffic folded away
+
+
+class FamilyEff(_Strict):
+    compute_scale: float = Field(gt=0, le=1.5)
+    mem_scale: float = Field(gt=0, le=1.5)
+    basis: str                                        # "fitted on rows ..." or "assumption: ..."
+
+
+class PrecisionEff(_Strict):
+    gemm_scale: float = Field(gt=0, le=1.5)          # kernel efficiency vs the plain GEMM of the same engine
+    basis: str
+
+
+class PowerModel(_Strict):
+    """Board power = idle + (TDP - idle) * min(1, compute_weight*u_compute + memory_weight*u_memory)."""
+    compute_weight: float = Field(ge=0, le=2)
+    memory_weight: float = Field(ge=0, le=2)
+    basis: str
+
+
+class MemoryReserve(_Strict):
+    fixed_gb: float = Field(ge=0)                    # CUDA context, workspaces
+    frac: float = Field(ge=0, lt=1)                  # allocator fragmentation, engine pools
+    basis: str
+
+
+class Calibration(_Strict):
+    description: str
+    fitted_by: str
+    fitted_on: str
+    fit_mdape_pct: float | None = None
+    fitted_parameters: list[str]
+    engines: dict[Engine, EngineEff]
+    families: dict[str, FamilyEff]
+    precisions: dict[str, PrecisionEff]
+    power: PowerModel
+    memory_reserve: MemoryReserve
+    link_latency_s: float = Field(ge=0, le=1e-3)
+    vector_fallback_ratio: float = Field(gt=0, le=1)  # vector rate / bf16 tensor rate where fp32 is unpublished
+
+    def family(self, name: str) -> FamilyEff:
+        return self.families.get(name) or self.families["default"]
+
+    def precision(self, pid: str) -> PrecisionEff:
+        base = pid.split("-o")[0] if pid.startswith("w8a8") else pid
+        return self.precisions.get(pid) or self.precisions.get(base) or self.precisions["default"]
