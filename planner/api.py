@@ -55,7 +55,7 @@ def _lengths(plan: ModelPlan, input_len, output_len) -> tuple[int, int]:
 
 def estimate(gpu: str, model: str, precision: str = "bf16", batch: int = 1, input_len: int | None = None,
              output_len: int | None = None, tp: int = 1, pp: int = 1, replicas: int = 1,
-             engine: str = "optimized") -> dict:
+             engine: str = "optimized", detail: bool = True) -> dict:
     """Predict one configuration. LLM keys: ttft_s, tpot_s, e2e_s, output_tokens_per_s (one replica of tp*pp
     GPUs), memory_gb_per_gpu, fits, avg_power_w (per GPU), energy_j (whole request batch); image models:
     latency_s and images_per_s. Bad input raises PlannerError with a one-line message."""
@@ -83,7 +83,8 @@ def estimate(gpu: str, model: str, precision: str = "bf16", batch: int = 1, inpu
     else:
         r["total_images_per_s"] = r["images_per_s"] * replicas
     r["max_batch"] = int(r["max_batch"])
-    r.update(_bounds(plan, acc, p.id, batch, i, o, tp, engine))
+    if detail:     # which bound each phase sits on (a per-op pass; the fit script skips it)
+        r.update(_bounds(plan, acc, p.id, batch, i, o, tp, engine))
     r["fits_reason"] = _fits_reason(r, acc)
     r.update(_cost(r, acc))
     _check_finite(r)

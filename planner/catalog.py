@@ -128,11 +128,44 @@ def load_model(model_id: str) -> ModelSpec:
     return ms[model_id]
 
 
-@functools.lru_cache(maxsize=1)
-def load_calibration() -> dict:
+_calibration_override = []
+
+
+def load_calibration():
     """Fitted efficiency factors (see benchmarks/fit_efficiency.py), validated in planner.efficiency."""
+    if _calibration_override:
+        return _calibration_override[-1]
+    return _read_calibration(CALIBRATION_FILE)
+
+
+@functools.lru_cache(maxsize=4)
+def _read_calibration(path: Path):
     from planner.efficiency import Calibration
     try:
-        return Calibration.model_validate(read_yaml(CALIBRATION_FILE))
+        return Calibration.model_validate(read_yaml(path))
     except ValidationError as e:
-        raise SpecFileError(format_validation_error(str(CALIBRATION_FILE), e)) from None
+        raise SpecFileError(format_validation_error(str(path), e)) from None
+
+
+class use_calibration:
+    """Context manager: evaluate with another Calibration (the fit script tries candidates this way)."""
+    def __init__(self, cal):
+        self.cal = cal
+
+    def __enter__(self):
+        _calibration_override.append(self.cal)
+        return self.cal
+
+    def __exit__(self, *exc):
+        _calibration_override.pop()
+
+
+def write_yaml_atomic(path: Path, data: dict, header: str = "") -> None:
+    """Write a YAML file so that a crash leaves either the old or the new file, never half of one."""
+    import tempfile
+    path = Path(path)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp", encoding="utf-8") as f:
+        f.write(header)
+        yaml.safe_dump(data, f, sort_keys=False, width=110)
+        tmp = f.name
+    os.replace(tmp, path)

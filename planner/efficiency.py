@@ -40,7 +40,8 @@ class FamilyEff(_Strict):
 
 
 class PrecisionEff(_Strict):
-    gemm_scale: float = Field(gt=0, le=1.5)          # kernel efficiency vs the plain GEMM of the same engine
+    gemm_scale: float = Field(gt=0, le=1.5)          # GEMM compute efficiency vs the plain GEMM of the same engine
+    mem_scale: float = Field(1.0, gt=0, le=1.5)      # GEMM weight-streaming efficiency vs the plain GEMM
     basis: str
 
 

@@ -116,9 +116,9 @@ def gemm(name: str, phase: str, m_coef: str, k: int, n: int, *, w_bytes: float, 
 
 
 def elementwise(name: str, phase: str, width: int, *, reads: float, writes: float, flops_per_elem: float,
-                bytes_per_elem: float, count: float, **kw) -> OpTemplate:
+                bytes_per_elem: float, count: float, weight_bytes: float = 0.0, **kw) -> OpTemplate:
     """A per-token op over ``width`` features (norm, activation, residual add, rope, quantize)."""
     return OpTemplate(name, phase, "vector", count,
                       flops=mono(), vflops=mono(tok=flops_per_elem * width),
-                      weight_bytes=mono(), act_bytes=mono(tok=(reads + writes) * width * bytes_per_elem),
+                      weight_bytes=mono(one=weight_bytes), act_bytes=mono(tok=(reads + writes) * width * bytes_per_elem),
                       kv_bytes=mono(), **kw)

@@ -67,7 +67,7 @@ PRECISIONS: dict[str, Precision] = {p.id: p for p in [
     Precision("w4a16", "weight-only int4 (group 128), 16-bit activations", 0.5 + 4 / 128, 2, 2, 2, "fp16", "fp16",
               dequant_vflops_per_weight=3.0),
     Precision("llm-int8", "LLM.int8(): int8 vector-wise GEMM + fp16 GEMM over outlier columns", 1.0, 2, 1, 2,
-              "int8", "fp16", quant_read_passes=3, quant_write_bytes=1, quant_launches=4, outlier_fraction=0.005),
+              "int8", "fp16", quant_read_passes=3, quant_write_bytes=1, quant_launches=6, outlier_fraction=0.005),
 ]}
 
 # SmoothQuant's activation granularity names -> precision ids (the paper's O1..O3)

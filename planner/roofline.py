@@ -129,7 +129,8 @@ def evaluate_phase(c: CompiledOps, hw: HwArrays, eng: EngineEff, prec: Precision
     frac = np.minimum(quant_scale[:, None] * hw.compute_scale[None, :], 1.0)
     vec_rate = hw.vec_peak * min(eng.vector_compute_frac, 1.0) * hw.compute_scale
     tc = np.where(comm[:, None], 0.0, flops / (peaks * frac) + vflops / vec_rate)
-    mem_rate = hw.bw * np.minimum(eng.mem_frac * hw.mem_scale, 1.0)
+    mem_rate = hw.bw[None, :] * np.minimum(eng.mem_frac * hw.mem_scale[None, :]
+                                           * np.where(c.role == ROLE_GEMM, prec.mem_scale, 1.0)[:, None], 1.0)
     tm = np.where(comm[:, None], 0.0, byts / mem_rate)
     hi, lo = np.maximum(tc, tm), np.minimum(tc, tm)
     with np.errstate(divide="ignore", invalid="ignore"):

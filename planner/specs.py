@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from planner.units import GB, TERA
+from planner.units import GB, GIB, TERA
 
 
 class Strict(BaseModel):
@@ -121,7 +121,9 @@ class Accelerator(Strict):
     # SI views
     @property
     def memory_bytes(self) -> float:
-        return self.memory.capacity_gb * GB
+        """Vendors' "80 GB" of HBM/GDDR is binary: an A100/H100 80GB reports 81,920 / 81,559 MiB to nvidia-smi.
+        So capacity_gb is read as GiB (assumption, gpu_datasheets.md pitfall 23: GB vs GiB)."""
+        return self.memory.capacity_gb * GIB
 
     @property
     def bandwidth_bytes_s(self) -> float:

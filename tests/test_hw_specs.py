@@ -65,7 +65,7 @@ def test_l4_bf16_is_half_the_sparse_headline(accs):
 def test_h200_memory(accs):
     h = accs["h200-sxm"]
     assert h.memory.capacity_gb == 141
-    assert h.memory_bytes == pytest.approx(141e9)
+    assert h.memory_bytes == pytest.approx(141 * 2**30)   # capacities are binary (see Accelerator.memory_bytes)
     assert h.bandwidth_bytes_s == pytest.approx(4.8e12)
 
 

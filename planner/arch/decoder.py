@@ -58,8 +58,9 @@ def layer_ops(a: DecoderArch, phase: str, p: Precision) -> list[OpTemplate]:
     ab = p.act_bytes
     ops: list[OpTemplate] = []
     norms = 1 if a.parallel_attn_mlp else 2
+    nw = d * ab * (1 if a.norm == "rmsnorm" else 2)      # gamma (and beta)
     ops.append(elementwise("norm", phase, d, reads=2, writes=2, flops_per_elem=5, bytes_per_elem=ab,
-                           count=L * norms, launches=1, sharded=False))      # norm fused with residual add
+                           count=L * norms, launches=1, sharded=False, weight_bytes=nw))  # fused with residual add
     ff_in = a.d_ff * (2 if a.gated_mlp else 1)
     ops += linear_extras(("quant", phase), [d, q, d, a.d_ff], p, L)
     ops += weight_gemm("attn_qkv", phase, "tok", d, q + 2 * kv, p, L)
@@ -104,7 +105,7 @@ def decoder_ops(a: DecoderArch, phase: str, p: Precision) -> list[OpTemplate]:
                       act_bytes=mono(tok=2 * a.d_model * ab), sharded=False)]   # gather rows, write
     ops += layer_ops(a, phase, p)
     ops.append(elementwise("norm", phase, a.d_model, reads=1, writes=1, flops_per_elem=5, bytes_per_elem=ab,
-                           count=1, sharded=False))
+                           count=1, sharded=False, weight_bytes=a.d_model * ab * (1 if a.norm == "rmsnorm" else 2)))
     # logits only for the last position of each sequence (TensorRT-LLM / vLLM gather before lm_head);
     # the head stays 16-bit in every scheme here, as SmoothQuant and TensorRT-LLM keep it.
     ops.append(gemm("lm_head", phase, "seq", a.d_model, a.vocab_size, w_bytes=ab, a_in_bytes=ab,
