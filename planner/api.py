@@ -206,5 +206,5 @@ def sweep(gpus, models, precisions, batches, input_lens=(DEFAULT_INPUT_LEN,), ou
     """Every combination of the lists, one row each, with the predict keys as columns. Vectorised: one numpy
     evaluation per (model, precision) over all accelerators, batches, lengths and parallel degrees.
     A precision an accelerator lacks, or a tp beyond one node, gives supported=False, fits=False and NaN times."""
-    from planner.sweep import run_sweep
+    from planner.grid import run_sweep
     return run_sweep(gpus, models, precisions, batches, input_lens, output_lens, tps, pps, engine)

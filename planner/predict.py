@@ -68,33 +68,53 @@ def gpu_table(accs: list[Accelerator], p: Precision, cal: Calibration) -> GpuTab
                     arr([f.mem_scale for f in fam]), np.array(ok), tuple(why))
 
 
-def hw_arrays(t: GpuTable, gi: np.ndarray, tp: np.ndarray) -> HwArrays:
-    link = np.empty(len(gi))
-    for g in np.unique(gi):          # few distinct (gpu, tp) pairs: a Python loop over pairs, not configs
-        for n in np.unique(tp[gi == g]):
-            link[(gi == g) & (tp == n)] = allreduce_bandwidth(t.accs[g], int(n))
-    return HwArrays(t.gemm_peak[gi], t.attn_peak[gi], t.vec_peak[gi], t.bw[gi], link, t.compute_scale[gi],
+def hw_arrays(t: GpuTable, gi, tp) -> HwArrays:
+    """Hardware arrays indexed by ``gi`` (any shape); the link bandwidth broadcasts over gi and tp."""
+    gi = np.asarray(gi)
+    tp = np.asarray(tp, dtype=float)
+    tps = np.unique(tp)
+    link = np.array([[allreduce_bandwidth(a, int(n)) for n in tps] for a in t.accs])   # (gpus, distinct tp)
+    link_bw = link[gi, np.searchsorted(tps, tp)]
+    return HwArrays(t.gemm_peak[gi], t.attn_peak[gi], t.vec_peak[gi], t.bw[gi], link_bw, t.compute_scale[gi],
                     t.mem_scale[gi])
 
 
 def _power(t: GpuTable, gi, r: PhaseResult, cal: Calibration):
-    return phase_power(t.idle[gi], t.tdp[gi], r.peak_time_c, r.peak_time_m, r.time - 0.0,
+    return phase_power(t.idle[gi], t.tdp[gi], r.peak_time_c, r.peak_time_m, r.time,
                        cal.power.compute_weight, cal.power.memory_weight)
+
+
+def _decode_step(plan: ModelPlan, hw, table, gi, eng, prec, cal, seqs, ctx, tp, pp):
+    """Mean decode-step time and energy/time product over the Gauss-Legendre context nodes ``ctx``(list).
+    Context-free ops are evaluated once (they broadcast over fewer variables); attention per node."""
+    rs = evaluate_phase(plan.decode_static, hw, eng, prec, seqs, 1.0, 0.0, tp, cal.link_latency_s)
+    p2p = (pp - 1) * seqs * plan.llm.d_model * plan.precision.act_bytes / table.pcie[gi]
+    t_mean, pc_mean, pm_mean = 0.0, 0.0, 0.0
+    for c, w in zip(ctx, GL_WEIGHTS):
+        rc = evaluate_phase(plan.decode_ctx, hw, eng, prec, seqs, 1.0, c, tp, cal.link_latency_s, step_overhead=False)
+        t_mean = t_mean + w * rc.time
+        pc_mean = pc_mean + w * rc.peak_time_c
+        pm_mean = pm_mean + w * rc.peak_time_m
+    t_step = rs.time + t_mean + p2p
+    power = phase_power(table.idle[gi], table.tdp[gi], rs.peak_time_c + pc_mean, rs.peak_time_m + pm_mean, t_step,
+                        cal.power.compute_weight, cal.power.memory_weight)
+    return t_step, power
 
 
 def evaluate(plan: ModelPlan, table: GpuTable, vtable: GpuTable | None, gi, batch, input_len, output_len, tp, pp,
              eng: EngineEff, cal: Calibration) -> dict[str, np.ndarray]:
-    """All predict keys as arrays over N configurations. ``vtable``: the table for the vision precision."""
+    """All predict keys as arrays. Inputs are arrays that broadcast together (a sweep gives each variable its
+    own axis); outputs broadcast to the common shape. ``vtable``: the table for the vision precision."""
     gi = np.asarray(gi)
-    b, i_len, o_len, tp, pp = (np.asarray(x, dtype=float) * np.ones(len(gi)) for x in (batch, input_len, output_len, tp, pp))
+    b, i_len, o_len, tp, pp = (np.asarray(x, dtype=float) for x in (batch, input_len, output_len, tp, pp))
+    shape = np.broadcast_shapes(gi.shape, b.shape, i_len.shape, o_len.shape, tp.shape, pp.shape)
     prec = cal.precision(plan.precision.id)
     n_gpu = tp * pp
     out: dict[str, np.ndarray] = {}
-    t_vis = np.zeros(len(gi))
-    e_vis = np.zeros(len(gi))
+    t_vis, e_vis = 0.0, 0.0
     if plan.vision is not None:
         vt = vtable or table
-        hv = hw_arrays(vt, gi, np.ones(len(gi)))
+        hv = hw_arrays(vt, gi, np.ones_like(tp))
         images = b * plan.images_per_request / n_gpu            # images are spread over the replica's GPUs
         rv = evaluate_phase(plan.vision, hv, eng, cal.precision(plan.vision_precision.id), images,
                             plan.vision_tokens, plan.vision_tokens, 1.0, cal.link_latency_s)
@@ -103,29 +123,22 @@ def evaluate(plan: ModelPlan, table: GpuTable, vtable: GpuTable | None, gi, batc
     if plan.decode is None:                                      # image model
         lat = t_vis
         out.update(latency_s=lat, images_per_s=b / lat, e2e_s=lat, energy_j=e_vis, avg_power_w=e_vis / (lat * n_gpu))
-        sequences, context, pre_tokens = b, np.zeros(len(gi)), b * plan.vision_tokens
+        sequences, context, pre_tokens = b, 0.0, b * plan.vision_tokens
     else:
         hw = hw_arrays(table, gi, tp)
         i_tot = i_len + plan.image_tokens
         seqs = b * plan.beams
         rp = evaluate_phase(plan.prefill, hw, eng, prec, b, i_tot, (i_tot + 1) / 2, tp, cal.link_latency_s)
-        p2p = (pp - 1) * b * i_tot * plan.llm.d_model * plan.precision.act_bytes / table.pcie[gi]
-        t_pre = rp.time + p2p
+        t_pre = rp.time + (pp - 1) * b * i_tot * plan.llm.d_model * plan.precision.act_bytes / table.pcie[gi]
         steps = np.maximum(o_len - 1, 0)
-        t_step, e_step = np.zeros(len(gi)), np.zeros(len(gi))
-        for x, w in zip(GL_NODES, GL_WEIGHTS):
-            ctx = i_tot + 0.5 + x * np.maximum(steps, 1)
-            rd = evaluate_phase(plan.decode, hw, eng, prec, seqs, 1.0, ctx, tp, cal.link_latency_s)
-            td = rd.time + (pp - 1) * seqs * plan.llm.d_model * plan.precision.act_bytes / table.pcie[gi]
-            t_step += w * td
-            e_step += w * _power(table, gi, rd, cal) * td
+        nodes = [i_tot + 0.5 + x * np.maximum(steps, 1) for x in GL_NODES]
+        t_step, p_step = _decode_step(plan, hw, table, gi, eng, prec, cal, seqs, nodes, tp, pp)
         ttft = t_vis + t_pre
         e2e = ttft + steps * t_step
-        energy = e_vis + _power(table, gi, rp, cal) * t_pre * n_gpu + steps * e_step * n_gpu
+        energy = e_vis + _power(table, gi, rp, cal) * t_pre * n_gpu + steps * p_step * t_step * n_gpu
         out.update(ttft_s=ttft, tpot_s=t_step, e2e_s=e2e, output_tokens_per_s=b * o_len / e2e,
-                   output_tokens_per_s_per_user=o_len / e2e, prefill_s=t_pre, vision_s=t_vis,
-                   energy_j=energy, avg_power_w=energy / (e2e * n_gpu),
-                   energy_j_per_token=energy / (b * o_len))
+                   output_tokens_per_s_per_user=o_len / e2e, prefill_s=t_pre, vision_s=t_vis + 0 * ttft,
+                   energy_j=energy, avg_power_w=energy / (e2e * n_gpu), energy_j_per_token=energy / (b * o_len))
         sequences, context, pre_tokens = seqs, i_tot + o_len, b * i_tot
     cap = table.capacity[gi]
     res = cal.memory_reserve
@@ -138,4 +151,4 @@ def evaluate(plan: ModelPlan, table: GpuTable, vtable: GpuTable | None, gi, batc
     per_seq_prefill = pre_tokens / np.maximum(b, 1)
     out["max_batch"] = largest_batch(plan.memory, np.maximum(context, 1), per_seq_prefill, tp, pp, res.fixed_gb * GB,
                                      res.frac, cap) / (plan.beams if plan.decode is not None else 1)
-    return out
+    return {k: np.broadcast_to(v, shape) for k, v in out.items()}

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from planner.efficiency import EngineEff, PrecisionEff
-from planner.ops import N_MONO, OpTemplate, expert_coverage, monomials
+from planner.ops import N_MONO, SEQ_CTX, TOK_CTX, OpTemplate, expert_coverage, monomials
 
 ROLE_GEMM, ROLE_ATTN, ROLE_VEC, ROLE_COMM = range(4)
 BOUNDS = np.array(["compute", "memory", "overhead", "interconnect"])
@@ -66,6 +66,14 @@ def compile_ops(ops: list[OpTemplate], attn_dtype: str) -> CompiledOps:
         moes=tuple((i, o.moe) for i, o in enumerate(ops) if o.moe))
 
 
+def split_by_context(ops: list[OpTemplate]) -> tuple[list[OpTemplate], list[OpTemplate]]:
+    """(ops independent of the context C, ops that depend on it). Exact: op times add up."""
+    def depends(o: OpTemplate) -> bool:
+        return o.window is not None or any(float(abs(getattr(o, f)[TOK_CTX]) + abs(getattr(o, f)[SEQ_CTX])) > 0
+                                           for f in ("flops", "vflops", "weight_bytes", "act_bytes", "kv_bytes"))
+    return [o for o in ops if not depends(o)], [o for o in ops if depends(o)]
+
+
 @dataclass(frozen=True)
 class HwArrays:
     """Per-configuration hardware figures (SI), already resolved for one precision."""
@@ -102,50 +110,65 @@ class PhaseResult:
 
 
 def evaluate_phase(c: CompiledOps, hw: HwArrays, eng: EngineEff, prec: PrecisionEff, batch, new_tokens,
-                   context, tp, link_latency_s: float) -> PhaseResult:
-    """Times of every op for N configurations given as arrays (or scalars) batch, new_tokens, context, tp."""
-    b, s, ctx, tp = (np.asarray(x, dtype=float) for x in (batch, new_tokens, context, tp))
-    b, s, ctx, tp = (np.atleast_1d(x) for x in np.broadcast_arrays(b, s, ctx, tp, hw.bw)[:4])
+                   context, tp, link_latency_s: float, step_overhead: bool = True) -> PhaseResult:
+    """Times of every op over configurations given as arrays that broadcast together (batch, new_tokens,
+    context, tp and the hardware arrays): a sweep passes one axis per swept variable, so each phase is
+    computed only over the variables it depends on. Op arrays have the ops as their leading axis."""
+    shape = np.broadcast_shapes(*(np.shape(x) for x in (batch, new_tokens, context, tp, hw.bw, hw.link_bw)))
+    b, s, ctx, tp = (np.broadcast_to(np.asarray(x, dtype=float), shape) for x in (batch, new_tokens, context, tp))
+    ones = (1,) * len(shape)
+
+    def col(v):                                   # per-op vector -> broadcastable over configurations
+        return np.asarray(v).reshape((-1,) + ones)
+
+    def cfg(v):                                   # per-configuration array -> broadcastable over ops
+        return np.broadcast_to(np.asarray(v, dtype=float), shape)[None]
+
     m = monomials(b, s, ctx)
-    flops, vflops, w, a, kv = (x @ m for x in (c.flops, c.vflops, c.weight, c.act, c.kv))
+    dot = lambda coef, mm: np.tensordot(coef, mm, axes=(1, 0))  # noqa: E731
+    flops, vflops, w, a, kv = (dot(x, m) for x in (c.flops, c.vflops, c.weight, c.act, c.kv))
     for row, win in c.windows:                    # sliding window caps the context these ops attend
         mw = monomials(b, s, np.minimum(ctx, win))
         for arr, coef in ((flops, c.flops), (vflops, c.vflops), (a, c.act), (kv, c.kv)):
-            arr[row] = coef[row] @ mw
+            arr[row] = dot(coef[row:row + 1], mw)[0]
     for row, moe in c.moes:                       # weights of the experts the batch actually touches
         w[row] = w[row] * expert_coverage(moe, b * s)
 
-    comm = c.role == ROLE_COMM
-    shard = np.where(c.sharded[:, None], 1.0 / tp[None, :], 1.0)
+    comm = col(c.role == ROLE_COMM)
+    shard = np.where(col(c.sharded), 1.0 / cfg(tp), 1.0)
     flops, vflops, w, kv = flops * shard, vflops * shard, w * shard, kv * shard
-    a = np.where(comm[:, None], a, a * shard)
-    unfused = np.where(c.fusible, 1.0 - eng.fused_elementwise_frac, 1.0)[:, None]
+    a = np.where(comm, a, a * shard)
+    unfused = col(np.where(c.fusible, 1.0 - eng.fused_elementwise_frac, 1.0))
     byts = (w + a + kv) * unfused
 
-    peaks = np.stack([hw.gemm_peak, hw.attn_peak, hw.vec_peak, np.ones_like(hw.bw)])[c.role]   # (n, N)
+    gemm_peak, attn_peak, vec_peak, bw = (cfg(x) for x in (hw.gemm_peak, hw.attn_peak, hw.vec_peak, hw.bw))
+    role = col(c.role)
+    peaks = np.where(role == ROLE_GEMM, gemm_peak, np.where(role == ROLE_ATTN, attn_peak,
+                                                            np.where(role == ROLE_VEC, vec_peak, 1.0)))
     kind_frac = np.array([eng.gemm_compute_frac, eng.conv_compute_frac, eng.attn_compute_frac,
                           eng.vector_compute_frac])[c.kind_frac]
-    quant_scale = np.where(c.role == ROLE_GEMM, prec.gemm_scale, 1.0) * c.scale * kind_frac
-    frac = np.minimum(quant_scale[:, None] * hw.compute_scale[None, :], 1.0)
-    vec_rate = hw.vec_peak * min(eng.vector_compute_frac, 1.0) * hw.compute_scale
-    tc = np.where(comm[:, None], 0.0, flops / (peaks * frac) + vflops / vec_rate)
-    mem_rate = hw.bw[None, :] * np.minimum(eng.mem_frac * hw.mem_scale[None, :]
-                                           * np.where(c.role == ROLE_GEMM, prec.mem_scale, 1.0)[:, None], 1.0)
-    tm = np.where(comm[:, None], 0.0, byts / mem_rate)
+    is_gemm = c.role == ROLE_GEMM
+    frac = np.minimum(col(np.where(is_gemm, prec.gemm_scale, 1.0) * c.scale * kind_frac) * cfg(hw.compute_scale), 1.0)
+    vec_rate = vec_peak * min(eng.vector_compute_frac, 1.0) * cfg(hw.compute_scale)
+    tc = np.where(comm, 0.0, flops / (peaks * frac) + vflops / vec_rate)
+    mem_rate = bw * np.minimum(eng.mem_frac * cfg(hw.mem_scale) * col(np.where(is_gemm, prec.mem_scale, 1.0)), 1.0)
+    tm = np.where(comm, 0.0, byts / mem_rate)
     hi, lo = np.maximum(tc, tm), np.minimum(tc, tm)
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.where(hi > 0, hi * (1.0 + (lo / hi) ** eng.overlap_p) ** (1.0 / eng.overlap_p), 0.0)
-    overhead = (c.launches * unfused[:, 0])[:, None] * eng.launch_overhead_s * np.ones_like(t)
+    overhead = np.broadcast_to(col(c.launches) * unfused * eng.launch_overhead_s, t.shape)
 
-    ring = np.where(tp > 1, 2.0 * (tp - 1.0) / tp, 0.0)
-    comm_t = a * ring / (hw.link_bw * eng.link_frac) + np.where(tp > 1, 2.0 * (tp - 1.0), 0.0) * link_latency_s \
-        * (c.launches[:, None])
-    t = np.where(comm[:, None], comm_t, t + overhead)
-    overhead = np.where(comm[:, None], 0.0, overhead)
-    tc_show = np.where(comm[:, None], comm_t, tc)
+    tpc = cfg(tp)
+    ring = np.where(tpc > 1, 2.0 * (tpc - 1.0) / tpc, 0.0)
+    comm_t = a * ring / (cfg(hw.link_bw) * eng.link_frac) \
+        + np.where(tpc > 1, 2.0 * (tpc - 1.0), 0.0) * link_latency_s * col(c.launches)
+    t = np.where(comm, comm_t, t + overhead)
+    overhead = np.where(comm, 0.0, overhead)
+    tc_show = np.where(comm, comm_t, tc)
 
-    peak_c = (flops / peaks).sum(0, where=~comm[:, None]) + (vflops / hw.vec_peak).sum(0)
-    peak_m = (byts / hw.bw).sum(0, where=~comm[:, None])
-    return PhaseResult(time=t.sum(0) + eng.step_overhead_s, op_time=t, compute_time=tc_show, memory_time=tm,
-                       overhead_time=overhead, flops=flops, vflops=vflops, bytes=byts, weight_bytes=w * unfused,
-                       act_bytes=a * unfused, kv_bytes=kv * unfused, peak_time_c=peak_c, peak_time_m=peak_m)
+    peak_c = np.where(comm, 0.0, flops / peaks).sum(0) + (vflops / vec_peak).sum(0)
+    peak_m = np.where(comm, 0.0, byts / bw).sum(0)
+    return PhaseResult(time=t.sum(0) + (eng.step_overhead_s if step_overhead else 0.0), op_time=t,
+                       compute_time=tc_show, memory_time=tm, overhead_time=overhead, flops=flops, vflops=vflops,
+                       bytes=byts, weight_bytes=w * unfused, act_bytes=a * unfused, kv_bytes=kv * unfused,
+                       peak_time_c=peak_c, peak_time_m=peak_m)

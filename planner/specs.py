@@ -251,6 +251,12 @@ class Projector(Strict):
     hidden_dim: int | None = None
     params: float | None = Field(None, ge=0)      # for qformer/perceiver: total params from the config
 
+    @model_validator(mode="after")
+    def _resampler_needs_params(self):
+        if self.kind in ("qformer", "perceiver") and self.params is None:
+            raise ValueError(f"a {self.kind} projector needs 'params' (its weights are not a stack of linears)")
+        return self
+
 
 class PipelineArch(Strict):
     """Vision encoder -> projector -> LLM, as in R2GenGPT or LLaVA-Med."""

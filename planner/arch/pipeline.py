@@ -14,7 +14,7 @@ from planner.arch.vision import PHASE, cnn_ops, swin_ops, vit_ops
 from planner.memory import MemoryNeed
 from planner.ops import OpTemplate, gemm
 from planner.quant import PRECISIONS, Precision
-from planner.roofline import CompiledOps, compile_ops
+from planner.roofline import CompiledOps, compile_ops, split_by_context
 from planner.specs import CnnArch, DecoderArch, ModelSpec, PipelineArch, Projector, SwinArch, VitArch
 
 
@@ -35,6 +35,18 @@ class ModelPlan:
     default_input_len: int | None       # text prompt tokens (pipelines carry theirs)
     default_output_len: int | None
     memory: MemoryNeed
+    decode_static: CompiledOps | None = None    # decode ops whose cost does not depend on the context
+    decode_ctx: CompiledOps | None = None       # attention: grows with the context
+
+
+def _split_decode(plan: ModelPlan) -> ModelPlan:
+    """The sweep evaluates context-free decode ops once per (gpu, batch, tp), attention per context."""
+    from dataclasses import replace
+    if plan.decode is None:
+        return plan
+    static, ctx = split_by_context(list(plan.decode.ops))
+    return replace(plan, decode_static=compile_ops(static, plan.precision.attn_dtype),
+                   decode_ctx=compile_ops(ctx, plan.precision.attn_dtype))
 
 
 def vision_phase_ops(arch, p: Precision) -> tuple[list[OpTemplate], int, float, float]:
@@ -89,8 +101,8 @@ def compile_model(spec: ModelSpec, p: Precision, parts: dict[str, ModelSpec]) ->
     a = spec.arch
     if isinstance(a, DecoderArch):
         pre, dec = decoder_ops(a, "prefill", p), decoder_ops(a, "decode", p)
-        return ModelPlan(spec.id, "llm", p, None, None, 0, 0, 0, compile_ops(pre, p.attn_dtype),
-                         compile_ops(dec, p.attn_dtype), a, 1, None, None, _llm_memory(a, p, dec, 0.0))
+        return _split_decode(ModelPlan(spec.id, "llm", p, None, None, 0, 0, 0, compile_ops(pre, p.attn_dtype),
+                                       compile_ops(dec, p.attn_dtype), a, 1, None, None, _llm_memory(a, p, dec, 0.0)))
     if isinstance(a, PipelineArch):
         vp = vision_precision_for(p)
         vops, n_tok, width, ff = vision_phase_ops(parts[a.vision].arch, vp)
@@ -100,9 +112,10 @@ def compile_model(spec: ModelSpec, p: Precision, parts: dict[str, ModelSpec]) ->
         vis_w = sum(o.count * o.weight_bytes[0] for o in vops)
         per_req_tokens = a.image_tokens_per_image * (1 if a.average_views else a.images_per_request)
         mem = _llm_memory(llm, p, dec, vis_w)
-        return ModelPlan(spec.id, "pipeline", p, vp, compile_ops(vops, vp.attn_dtype), n_tok, a.images_per_request,
-                         per_req_tokens, compile_ops(pre, p.attn_dtype), compile_ops(dec, p.attn_dtype), llm,
-                         a.beams, a.prompt_tokens, a.output_tokens, mem)
+        return _split_decode(ModelPlan(
+            spec.id, "pipeline", p, vp, compile_ops(vops, vp.attn_dtype), n_tok, a.images_per_request, per_req_tokens,
+            compile_ops(pre, p.attn_dtype), compile_ops(dec, p.attn_dtype), llm, a.beams, a.prompt_tokens,
+            a.output_tokens, mem))
     ops, n_tok, width, ff = vision_phase_ops(a, p)
     w = sum(o.count * o.weight_bytes[0] for o in ops)
     mem = MemoryNeed(weights=w, kv_per_seq_token=0.0, act_per_token=(4 * width + 2 * ff) * p.act_bytes)

@@ -24,9 +24,10 @@ def run_sweep(gpus, models, precisions, batches, input_lens, output_lens, tps, p
     accs = [catalog.load_gpu(g) for g in gpus]
     b, i, o, t, q = (_ints(n, v) for n, v in (("batch", batches), ("input_len", input_lens),
                                               ("output_len", output_lens), ("tp", tps), ("pp", pps)))
-    # grid of (gpu, batch, input, output, tp, pp), the same for every (model, precision) block
-    grid = np.meshgrid(np.arange(len(accs)), b, i, o, t, q, indexing="ij")
-    gi, gb, gin, gout, gtp, gpp = (x.ravel() for x in grid)
+    # one axis per variable: each phase is evaluated only over the variables it depends on, then broadcast
+    axes = [np.arange(len(accs)), b, i, o, t, q]
+    shaped = [x.reshape([-1 if k == j else 1 for k in range(6)]) for j, x in enumerate(axes)]
+    gi, gb, gin, gout, gtp, gpp = (x.ravel() for x in np.meshgrid(*axes, indexing="ij"))
     frames = []
     for m in models:
         for pid in precisions:
@@ -35,7 +36,7 @@ def run_sweep(gpus, models, precisions, batches, input_lens, output_lens, tps, p
             table = gpu_table(accs, p, cal)
             vtable = gpu_table(accs, plan.vision_precision, cal) if plan.vision_precision is not None else None
             with np.errstate(all="ignore"):
-                r = evaluate(plan, table, vtable, gi, gb, gin, gout, gtp, gpp, eng, cal)
+                r = {k: v.ravel() for k, v in evaluate(plan, table, vtable, *shaped, eng, cal).items()}
             ok = r["supported"] if vtable is None else r["supported"] & vtable.supported[gi]
             cols = {"gpu": np.asarray(gpus, dtype=object)[gi], "model": m, "precision": p.id, "batch": gb.astype(int),
                     "input_len": gin.astype(int), "output_len": gout.astype(int), "tp": gtp.astype(int),
