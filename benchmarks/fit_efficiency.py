@@ -29,7 +29,10 @@ FIT = [
     ("engines.optimized.mem_frac", 0.60, 0.95),             # large-batch decode (weights + KV streaming)
     ("engines.optimized.step_overhead_s", 1e-5, 5e-3),      # batch-1 TTFT floor
     ("engines.optimized.overlap_p", 1.5, 8.0),              # balanced prefill GEMMs at 128 tokens
+    ("engines.optimized.request_overhead_s", 0.0, 5e-3),    # batch-1 TTFT: request setup before the first step
+    ("link_latency_s", 1e-6, 2e-5),                         # gpt-fast tensor-parallel rows (small all-reduces)
     ("engines.compiled.mem_frac", 0.55, 0.95),              # gpt-fast batch-1 decode
+    ("precisions.w8a16.mem_scale", 0.50, 1.10),             # gpt-fast int8 weight-only decode (dequant in-kernel)
     ("engines.eager.conv_compute_frac", 0.15, 0.90),        # timm / DeepLearningExamples CNNs
     ("engines.eager.gemm_compute_frac", 0.30, 0.90),        # timm ViT-B/16
 ]
@@ -79,7 +82,7 @@ def main() -> int:
     args = ap.parse_args()
     rows = read_rows(args.csv)
     base = catalog.load_calibration().model_dump()
-    base["precisions"].setdefault("fp8", {"gemm_scale": 1.0, "basis": ""})
+    base["precisions"].setdefault("fp8", {"gemm_scale": 1.0, "mem_scale": 1.0, "basis": ""})
     x0 = [min(max(_get(base, p), lo + 1e-3 * (hi - lo)), hi - 1e-3 * (hi - lo)) for p, lo, hi in FIT]
     u0 = [to_unit(x, lo, hi) for x, (_, lo, hi) in zip(x0, FIT)]
     before, _ = predictions(base, x0, rows)
@@ -98,6 +101,7 @@ def main() -> int:
                                  f"{args.csv.name}: global parameters only (see fitted_parameters); the rest are "
                                  "assumptions with their basis stated.")
         fitted["precisions"]["fp8"]["basis"] = "fitted: FP8 TensorRT-LLM rows of published_dev.csv"
+        fitted["precisions"]["w8a16"]["basis"] = "fitted: gpt-fast int8 weight-only rows of published_dev.csv"
         for k, v in fitted["engines"].items():
             fitted["engines"][k] = {kk: (round(vv, 6) if isinstance(vv, float) else vv) for kk, vv in v.items()}
         catalog.write_yaml_atomic(catalog.CALIBRATION_FILE, fitted,

@@ -29,6 +29,7 @@ class EngineEff(_Strict):
     link_frac: float = Field(gt=0, le=1)             # all-reduce bus bandwidth, of the per-direction link
     launch_overhead_s: float = Field(ge=0, le=1e-3)  # per kernel (CUDA graphs make it small)
     step_overhead_s: float = Field(ge=0, le=0.1)     # per forward pass: scheduling, sampling, host work
+    request_overhead_s: float = Field(0.0, ge=0, le=1.0)  # once per request batch: setup before the first token
     overlap_p: float = Field(ge=1, le=64)            # t = (tc^p + tm^p)^(1/p): p -> inf is the pure roofline
     fused_elementwise_frac: float = Field(ge=0, le=1)  # share of fusible elementwise traffic folded away
 

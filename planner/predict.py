@@ -133,7 +133,7 @@ def evaluate(plan: ModelPlan, table: GpuTable, vtable: GpuTable | None, gi, batc
         steps = np.maximum(o_len - 1, 0)
         nodes = [i_tot + 0.5 + x * np.maximum(steps, 1) for x in GL_NODES]
         t_step, p_step = _decode_step(plan, hw, table, gi, eng, prec, cal, seqs, nodes, tp, pp)
-        ttft = t_vis + t_pre
+        ttft = t_vis + t_pre + eng.request_overhead_s
         e2e = ttft + steps * t_step
         energy = e_vis + _power(table, gi, rp, cal) * t_pre * n_gpu + steps * p_step * t_step * n_gpu
         out.update(ttft_s=ttft, tpot_s=t_step, e2e_s=e2e, output_tokens_per_s=b * o_len / e2e,

@@ -5,7 +5,8 @@ peak) and its memory time (bytes at the achievable fraction of DRAM bandwidth), 
 ``(tc^p + tm^p)^(1/p)``: p -> infinity is Williams et al.'s roofline max; a finite p (fitted) says that
 kernels whose compute and memory times are close reach neither peak. Kernel launches add a fixed cost.
 Tensor-parallel all-reduces move ``2(n-1)/n * bytes`` over the per-direction link (ring all-reduce,
-Patarasuk & Yuan 2009) plus ``2(n-1)`` link latencies.
+Patarasuk & Yuan 2009) plus ``2*log2(n)`` link latencies (the tree/one-shot algorithms NCCL and custom
+all-reduces use for the small messages of inference).
 """
 from __future__ import annotations
 
@@ -160,8 +161,9 @@ def evaluate_phase(c: CompiledOps, hw: HwArrays, eng: EngineEff, prec: Precision
 
     tpc = cfg(tp)
     ring = np.where(tpc > 1, 2.0 * (tpc - 1.0) / tpc, 0.0)
+    # small all-reduces are latency-bound: tree/one-shot algorithms take ~2*log2(n) link latencies
     comm_t = a * ring / (cfg(hw.link_bw) * eng.link_frac) \
-        + np.where(tpc > 1, 2.0 * (tpc - 1.0), 0.0) * link_latency_s * col(c.launches)
+        + 2.0 * np.log2(np.maximum(tpc, 1.0)) * link_latency_s * col(c.launches)
     t = np.where(comm, comm_t, t + overhead)
     overhead = np.where(comm, 0.0, overhead)
     tc_show = np.where(comm, comm_t, tc)

@@ -22,7 +22,7 @@ METRIC_KEY = {"ttft_s": "ttft_s", "tpot_s": "tpot_s", "e2e_s": "e2e_s",
 
 
 def engine_of(row: dict) -> str:
-    sid, loc = row["source_id"], row.get("source_location", "")
+    sid, loc = row["source_id"], row.get("source_location", "") + " " + row.get("source", "")
     if sid.startswith(("gpt-fast",)) or "dynamo" in loc:
         return "compiled"
     if sid.startswith(("timm", "dle")):

@@ -84,9 +84,11 @@ _CNN_NAMES = {"conv": "conv", "norm": "norm", "act": "act", "pool": "pool", "fc"
 
 
 def cnn_ops(a: CnnArch, p: Precision) -> tuple[list[OpTemplate], int]:
-    """One op per layer, per image (monomial B). BN and ReLU are 'fusible': TensorRT folds them into the conv."""
+    """One op per layer, per image (monomial B). BN and ReLU are 'fusible': TensorRT folds them into the conv.
+    Activations are stored in the GEMM input dtype: an int8/fp8 CNN engine requantizes in the conv epilogue
+    (TensorRT int8 CNNs keep int8 tensors between layers), unlike LLM W8A8 whose residual stream stays 16-bit."""
     from planner.arch.cnn import cnn_layers
-    ab = p.act_bytes
+    ab = p.gemm_in_bytes
     ops = []
     for layer in cnn_layers(a):
         name = _CNN_NAMES[layer.kind]
