@@ -44,7 +44,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(r)
     s = sub.add_parser("summary", help="a short capacity summary on the default data")
     _add_common(s)
+    for mod in _plugin_modules():       # subcommands of other parts (capacity planning, measurement)
+        COMMANDS.update(mod.register(sub, _add_common))
     return ap
+
+
+# Modules that add subcommands: each has register(subparsers, add_common) -> {name: handler(args) -> int}.
+# Their heavy imports (torch, simpy) happen inside the handlers, so `planner gpus` stays fast.
+PLUGIN_MODULES = ("planner.capacity_cli", "planner.measure.cli")
+
+
+def _plugin_modules():
+    import importlib
+    out = []
+    for name in PLUGIN_MODULES:
+        try:
+            out.append(importlib.import_module(name))
+        except ModuleNotFoundError as e:
+            if e.name != name:          # the module exists but something it imports is missing: say so
+                raise
+    return out
 
 
 def _fmt(x, digits=3) -> str:
