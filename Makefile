@@ -10,6 +10,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[all]"
+	./scripts/ensure_chromium.sh
 	touch $(STAMP)
 
 install: $(STAMP)

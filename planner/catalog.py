@@ -78,8 +78,20 @@ def _load_accelerators(dirs: tuple[Path, ...]) -> dict[str, Accelerator]:
     return out
 
 
+_session_accs: dict[str, Accelerator] = {}
+
+
+def register_accelerator(acc: Accelerator) -> None:
+    """Add an accelerator for this process only (a dashboard upload, a measured device profile)."""
+    _session_accs[acc.id] = acc
+
+
+def unregister_accelerator(acc_id: str) -> None:
+    _session_accs.pop(acc_id, None)
+
+
 def accelerators() -> dict[str, Accelerator]:
-    return _load_accelerators(_spec_dirs())
+    return {**_load_accelerators(_spec_dirs()), **_session_accs}
 
 
 def list_gpus() -> list[str]:
