@@ -83,6 +83,8 @@ def estimate(gpu: str, model: str, precision: str = "bf16", batch: int = 1, inpu
     else:
         r["total_images_per_s"] = r["images_per_s"] * replicas
     r["max_batch"] = int(r["max_batch"])
+    if "max_context" in r:
+        r["max_context"] = int(r["max_context"])
     if detail:     # which bound each phase sits on (a per-op pass; the fit script skips it)
         r.update(_bounds(plan, acc, p.id, batch, i, o, tp, engine))
     r["fits_reason"] = _fits_reason(r, acc)

@@ -151,7 +151,8 @@ def cmd_predict(args) -> int:
         print(f"  end to end       {_fmt(r['e2e_s'])} s")
         print(f"  output tokens/s  {_fmt(r['output_tokens_per_s'])} (one replica)")
     print(f"  memory per GPU   {_fmt(r['memory_gb_per_gpu'])} GB  fits: {r['fits']}  ({r['fits_reason']})")
-    print(f"  largest batch    {r['max_batch']}")
+    print(f"  largest batch    {r['max_batch']}" + (f" (at these lengths); longest context at this batch "
+                                                    f"{r['max_context']} tokens" if "max_context" in r else ""))
     print(f"  power per GPU    {_fmt(r['avg_power_w'])} W   energy {_fmt(r['energy_j'])} J")
     if r.get("usd_per_million_output_tokens"):
         print(f"  cloud cost       ${_fmt(r['usd_per_million_output_tokens'])} per 1M output tokens at "

@@ -12,7 +12,7 @@ import numpy as np
 from planner.arch.pipeline import ModelPlan
 from planner.efficiency import Calibration, EngineEff
 from planner.energy import phase_power
-from planner.memory import largest_batch, memory_per_gpu
+from planner.memory import largest_batch, largest_context, memory_per_gpu
 from planner.parallel import allreduce_bandwidth
 from planner.quant import Precision, resolve_dtype
 from planner.roofline import HwArrays, PhaseResult, evaluate_phase
@@ -151,4 +151,7 @@ def evaluate(plan: ModelPlan, table: GpuTable, vtable: GpuTable | None, gi, batc
     per_seq_prefill = pre_tokens / np.maximum(b, 1)
     out["max_batch"] = largest_batch(plan.memory, np.maximum(context, 1), per_seq_prefill, tp, pp, res.fixed_gb * GB,
                                      res.frac, cap) / (plan.beams if plan.decode is not None else 1)
+    if plan.decode is not None:
+        out["max_context"] = np.minimum(largest_context(plan.memory, sequences, tp, pp, res.fixed_gb * GB, res.frac,
+                                                        cap), plan.llm.max_context)
     return {k: np.broadcast_to(v, shape) for k, v in out.items()}
