@@ -137,7 +137,7 @@ def evaluate(plan: ModelPlan, table: GpuTable, vtable: GpuTable | None, gi, batc
         e2e = ttft + steps * t_step
         energy = e_vis + _power(table, gi, rp, cal) * t_pre * n_gpu + steps * p_step * t_step * n_gpu
         out.update(ttft_s=ttft, tpot_s=t_step, e2e_s=e2e, output_tokens_per_s=b * o_len / e2e,
-                   output_tokens_per_s_per_user=o_len / e2e, prefill_s=t_pre, vision_s=t_vis + 0 * ttft,
+                   output_tokens_per_s_per_user=o_len / e2e, prefill_s=t_pre, vision_s=t_vis,
                    energy_j=energy, avg_power_w=energy / (e2e * n_gpu), energy_j_per_token=energy / (b * o_len))
         sequences, context, pre_tokens = seqs, i_tot + o_len, b * i_tot
     cap = table.capacity[gi]

@@ -67,7 +67,6 @@ def vision_phase_ops(arch, p: Precision) -> tuple[list[OpTemplate], int, float, 
 
 def projector_ops(pr: Projector, p: Precision, token_frac: float) -> list[OpTemplate]:
     """Projector GEMMs per vision token (``token_frac`` = LLM image tokens per encoder token)."""
-    from dataclasses import replace
     from planner.arch.vision import per_token_scale
     if pr.kind in ("qformer", "perceiver"):     # cross-attention resampler: cost ~ its params per query token
         n = max(1, int((pr.params or pr.in_dim * pr.out_dim) / pr.out_dim))
@@ -78,7 +77,7 @@ def projector_ops(pr: Projector, p: Precision, token_frac: float) -> list[OpTemp
         dims = list(zip(widths[:-1], widths[1:]))
     ops = [gemm("projector", PHASE, "tok", k, n, w_bytes=p.weight_bytes, a_in_bytes=p.gemm_in_bytes,
                 a_out_bytes=p.act_bytes, count=1) for k, n in dims]
-    return [replace(per_token_scale(o, token_frac)) for o in ops]
+    return [per_token_scale(o, token_frac) for o in ops]
 
 
 def _llm_memory(a: DecoderArch, p: Precision, decode: list[OpTemplate], extra_weights: float) -> MemoryNeed:
