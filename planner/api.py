@@ -94,11 +94,12 @@ def estimate(gpu: str, model: str, precision: str = "bf16", batch: int = 1, inpu
 
 
 def _fits_reason(r: dict, acc) -> str:
+    cap = f"{acc.memory_bytes / GB:.1f} GB (the '{acc.memory.capacity_gb:g} GB' of the datasheet, read as GiB)"
     if r["fits"]:
-        return f"{r['memory_gb_per_gpu']:.1f} GB of {acc.memory.capacity_gb:g} GB per GPU"
+        return f"{r['memory_gb_per_gpu']:.1f} GB of {cap} per GPU"
     return (f"needs {r['memory_gb_per_gpu']:.1f} GB per GPU (weights {r['weights_gb_per_gpu']:.1f}, KV cache "
             f"{r['kv_cache_gb_per_gpu']:.1f}, activations {r['activations_gb_per_gpu']:.1f}, runtime reserve) "
-            f"but {acc.id} has {acc.memory.capacity_gb:g} GB; raise tp/pp, lower batch or quantize")
+            f"but {acc.id} has {cap}; raise tp/pp, lower batch or quantize")
 
 
 def _cost(r: dict, acc) -> dict:

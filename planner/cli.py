@@ -179,7 +179,7 @@ def cmd_roofline(args) -> int:
     show["time_ms"] = show.pop("time_s") * 1e3
     for ph, part in show.groupby("phase", sort=False):
         print(f"\n{ph}: {part['time_ms'].sum():.3g} ms")
-        print(part.drop(columns=["phase"]).to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+        print(part.drop(columns=["phase"]).to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.3g}"))
     return 0
 
 

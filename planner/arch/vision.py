@@ -101,5 +101,8 @@ def cnn_ops(a: CnnArch, p: Precision) -> tuple[list[OpTemplate], int]:
         else:
             ops.append(OpTemplate(name, PHASE, "vector", 1, flops=mono(), vflops=mono(seq=2.0 * layer.output_elems()),
                                   weight_bytes=mono(one=layer.params() * ab), act_bytes=mono(seq=acts),
-                                  kv_bytes=mono(), group=layer.stage, fusible=layer.kind in ("norm", "act", "add")))
+                                  kv_bytes=mono(), group=layer.stage,
+                                  # TensorRT folds BN/ReLU/add into the conv and elides concat copies by writing
+                                  # each layer's output into the concatenated buffer; eager torch.cat copies
+                                  fusible=layer.kind in ("norm", "act", "add", "concat")))
     return ops, 1
