@@ -61,8 +61,8 @@ def _plugin_modules():
         try:
             out.append(importlib.import_module(name))
         except ModuleNotFoundError as e:
-            if e.name != name:          # the module exists but something it imports is missing: say so
-                raise
+            if e.name is None or not (name == e.name or name.startswith(e.name + ".")):
+                raise                   # the module exists but something it imports is missing: say so
     return out
 
 
