@@ -139,8 +139,10 @@ def evaluate_phase(c: CompiledOps, hw: HwArrays, eng: EngineEff, prec: Precision
     shard = np.where(col(c.sharded), 1.0 / cfg(tp), 1.0)
     flops, vflops, w, kv = flops * shard, vflops * shard, w * shard, kv * shard
     a = np.where(comm, a, a * shard)
+    # fused elementwise work runs in a neighbour's epilogue: no DRAM round trip, no launch, hidden ALU time
     unfused = col(np.where(c.fusible, 1.0 - eng.fused_elementwise_frac, 1.0))
     byts = (w + a + kv) * unfused
+    vflops = vflops * unfused
 
     gemm_peak, attn_peak, vec_peak, bw = (cfg(x) for x in (hw.gemm_peak, hw.attn_peak, hw.vec_peak, hw.bw))
     role = col(c.role)
