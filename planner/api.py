@@ -186,11 +186,14 @@ def roofline_table(gpu: str, model: str, precision: str = "bf16", batch: int = 1
     df = pd.DataFrame(rows)
     if df.empty:
         return df
-    agg = df.groupby(["phase", "name", "group", "kind"], sort=False).agg(
+    keys = ["phase", "name", "group", "kind"]
+    agg = df.groupby(keys, sort=False).agg(
         count=("count", "sum"), flops=("flops", "sum"), bytes=("bytes", "sum"), weight_bytes=("weight_bytes", "sum"),
         act_bytes=("act_bytes", "sum"), kv_bytes=("kv_bytes", "sum"), compute_s=("compute_s", "sum"),
-        memory_s=("memory_s", "sum"), overhead_s=("overhead_s", "sum"), time_s=("time_s", "sum"),
-        bound=("bound", lambda s: s.value_counts().index[0])).reset_index()
+        memory_s=("memory_s", "sum"), overhead_s=("overhead_s", "sum"), time_s=("time_s", "sum")).reset_index()
+    # the bound of a summed row is the bound of its slowest member
+    slowest = df.sort_values("time_s").groupby(keys, sort=False)["bound"].last()
+    agg = agg.join(slowest, on=keys)
     agg["intensity"] = agg["flops"] / agg["bytes"].where(agg["bytes"] > 0)
     return agg
 

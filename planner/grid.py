@@ -10,7 +10,7 @@ from planner.predict import evaluate, gpu_table
 from planner.quant import load_precision
 
 _COLUMNS = ("ttft_s", "tpot_s", "e2e_s", "output_tokens_per_s", "latency_s", "images_per_s", "memory_gb_per_gpu",
-            "fits", "supported", "avg_power_w", "energy_j", "max_batch")
+            "fits", "supported", "avg_power_w", "energy_j", "energy_j_per_token", "max_batch", "n_gpus")
 
 
 def _ints(name: str, values) -> np.ndarray:
@@ -46,5 +46,12 @@ def run_sweep(gpus, models, precisions, batches, input_lens, output_lens, tps, p
                     v = r[k]
                     cols[k] = (v & ok) if v.dtype == bool else np.where(ok, v, np.nan)
             cols["supported"] = ok
+            price = np.array([a.price.cloud_usd_per_gpu_hour or np.nan for a in accs])[gi]
+            cols["cloud_usd_per_gpu_hour"] = price
+            rate = cols.get("output_tokens_per_s", cols.get("images_per_s"))
+            with np.errstate(all="ignore"):   # $ per 1M output tokens (LLMs) or per 1,000 images (vision)
+                per = 1e6 if "output_tokens_per_s" in cols else 1e3
+                cols["usd_per_million_output_tokens" if per == 1e6 else "usd_per_1000_images"] = \
+                    price * cols["n_gpus"] / 3600.0 / rate * per
             frames.append(pd.DataFrame(cols))
     return pd.concat(frames, ignore_index=True)
