@@ -30,6 +30,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/accuracy.py
 	$(BIN)/python benchmarks/sweep_speed.py
+	$(BIN)/python benchmarks/plan_speed.py
 
 contract: $(STAMP)
 	PLANNER=$(BIN)/planner $(BIN)/python ../shared/checks/contract.py

@@ -181,3 +181,142 @@ def write_yaml_atomic(path: Path, data: dict, header: str = "") -> None:
         yaml.safe_dump(data, f, sort_keys=False, width=110)
         tmp = f.name
     os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------------------------- workloads
+# Radiology workload presets (data/workloads/*.yaml) and department files (data/departments/*.yaml); the
+# schemas are in planner/workload_specs.py.
+
+WORKLOADS_DIR = DATA_DIR / "workloads"
+DEPARTMENTS_DIR = DATA_DIR / "departments"
+
+
+def list_workloads() -> list[str]:
+    """Ids of the shipped workload presets (file stems)."""
+    return sorted(f.stem for f in WORKLOADS_DIR.glob("*.yaml"))
+
+
+def _looks_like_path(ref) -> bool:
+    s = str(ref)
+    return isinstance(ref, Path) or s.endswith((".yaml", ".yml")) or os.sep in s or "/" in s
+
+
+def parse_workload(data: dict, origin: str):
+    """Validate a workload mapping and check it against the model catalog (model id, tokens vs images)."""
+    from planner.workload_specs import Workload
+    try:
+        w = Workload.model_validate(data)
+    except ValidationError as e:
+        raise SpecFileError(format_validation_error(origin, e)) from None
+    if w.plannable:
+        _check_workload_model(w, origin)
+    return w
+
+
+def _check_workload_model(w, origin: str) -> None:
+    ms = _load_models()
+    if w.model not in ms:
+        err = UnknownIdError("model id", w.model, list(ms))
+        raise SpecFileError(f"{origin}: field 'model' = '{w.model}': {err}") from None
+    cat = ms[w.model].category
+    if cat in ("llm", "pipeline"):
+        missing = [k for k in ("input_tokens", "output_tokens") if getattr(w, k) is None]
+        if missing:
+            raise SpecFileError(f"{origin}: model '{w.model}' is a {cat}: field '{missing[0]}' is required")
+        if cat == "pipeline" and w.images_per_study is None:
+            raise SpecFileError(f"{origin}: model '{w.model}' is a pipeline: field 'images_per_study' is required")
+    else:
+        if w.images_per_study is None:
+            raise SpecFileError(f"{origin}: model '{w.model}' is a vision model: field 'images_per_study' is required")
+        extra = [k for k in ("input_tokens", "output_tokens") if getattr(w, k) is not None]
+        if extra or w.calls_per_study != 1:
+            bad = extra[0] if extra else "calls_per_study"
+            raise SpecFileError(f"{origin}: field '{bad}' applies to LLMs, but '{w.model}' is a vision model")
+
+
+def load_workload(ref):
+    """A workload preset by id (``planner workloads``), or a workload YAML file by path."""
+    if _looks_like_path(ref):
+        path = Path(ref)
+        if not path.is_file():
+            raise SpecFileError(f"workload file '{path}' does not exist")
+        data = read_yaml(path)
+        if "workloads" in data:
+            raise SpecFileError(f"{path}: is a department file (it has 'workloads'); use load_department")
+        return parse_workload(data, str(path))
+    ids = list_workloads()
+    if ref not in ids:
+        raise UnknownIdError("workload preset", str(ref), ids)
+    path = WORKLOADS_DIR / f"{ref}.yaml"
+    w = parse_workload(read_yaml(path), str(path))
+    if w.id != path.stem:
+        raise SpecFileError(f"{path}: field 'id' = '{w.id}' must equal the file name stem '{path.stem}'")
+    return w
+
+
+def list_departments() -> list[str]:
+    return sorted(f.stem for f in DEPARTMENTS_DIR.glob("*.yaml"))
+
+
+def load_department(ref):
+    """A department file (path, or the id of one in data/departments/) with its workloads resolved and
+    scaled: factor = the entry's ``daily_volume`` / ``scale`` if given, else annual_exams / the workload's
+    reference_annual_exams, else 1."""
+    from planner.workload_specs import Department, DepartmentFile
+    path = Path(ref) if _looks_like_path(ref) else DEPARTMENTS_DIR / f"{ref}.yaml"
+    if not path.is_file():
+        if _looks_like_path(ref):
+            raise SpecFileError(f"department file '{path}' does not exist")
+        raise UnknownIdError("department", str(ref), list_departments())
+    try:
+        d = DepartmentFile.model_validate(read_yaml(path))
+    except ValidationError as e:
+        raise SpecFileError(format_validation_error(str(path), e)) from None
+    workloads, scales = [], []
+    for k, entry in enumerate(d.workloads):
+        where = f"{path}: workloads.{k}"
+        if entry.preset is not None:
+            try:
+                w = load_workload(entry.preset)
+            except UnknownIdError as e:
+                raise SpecFileError(f"{where}.preset: {e}") from None
+        else:
+            w = entry.workload
+            if w.plannable:
+                _check_workload_model(w, f"{where}.workload")
+        factor = _department_scale(entry, w, d.annual_exams, where)
+        workloads.append(w.scaled(factor) if factor != 1 else w)
+        scales.append(factor)
+    ids = [w.id for w in workloads]
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    if dup:
+        raise SpecFileError(f"{path}: workload '{dup[0]}' appears twice; each workload may appear once")
+    return Department(id=d.id, name=d.name, annual_exams=d.annual_exams, workloads=tuple(workloads),
+                      scales=tuple(scales), sources=d.sources, notes=d.notes)
+
+
+def _department_scale(entry, w, annual_exams, where: str) -> float:
+    if entry.daily_volume is not None:
+        if w.arrivals.kind != "poisson":
+            raise SpecFileError(f"{where}.daily_volume: workload '{w.id}' is a batch job; use 'scale'")
+        return entry.daily_volume / w.arrivals.daily_volume
+    if entry.scale is not None:
+        return entry.scale
+    if annual_exams is None:
+        return 1.0
+    if w.reference_annual_exams is None:
+        raise SpecFileError(f"{where}: workload '{w.id}' has no reference_annual_exams, so annual_exams cannot "
+                            f"scale it; give 'scale' or 'daily_volume' for this entry")
+    return annual_exams / w.reference_annual_exams
+
+
+def load_workload_or_department(ref):
+    """A preset id, a workload file or a department file (one with 'workloads'), whichever ``ref`` names."""
+    if _looks_like_path(ref):
+        path = Path(ref)
+        if not path.is_file():
+            raise SpecFileError(f"file '{path}' does not exist")
+        return load_department(path) if "workloads" in read_yaml(path) else load_workload(path)
+    if ref in list_departments() and ref not in list_workloads():
+        return load_department(ref)
+    return load_workload(ref)

@@ -147,15 +147,19 @@ else:
     rec = opts[opts["recommended"]]
     best = rec.iloc[0] if len(rec) else opts.iloc[0]
     meets = bool(best.get("meets_target", True))
+
+    def usd(v, fmt=",.0f"):            # options without a purchase price have no TCO: say so, do not crash
+        return "no price" if v is None or pd.isna(v) else f"${v:{fmt}}"
     (st.success if meets else st.warning)(
         f"{'Recommended' if meets else 'Closest (misses the target)'}: **{best['option']}** · "
-        f"p95 {best['p95_latency_s']:.3g} s · TCO ${best['tco_per_year_usd']:,.0f} per year · "
-        f"${best['cost_per_1000_studies_usd']:.3g} per 1,000 studies · {best['energy_kwh_per_year']:,.0f} kWh per year")
+        f"p95 {best['p95_latency_s']:.3g} s · TCO {usd(best['tco_per_year_usd'])} per year · "
+        f"{usd(best['cost_per_1000_studies_usd'], '.3g')} per 1,000 studies · "
+        f"{best['energy_kwh_per_year']:,.0f} kWh per year")
     m = st.columns(4)
     m[0].metric("Accelerators", f"{best['count']} x {best['gpu']}", help=f"precision {best['precision']}, tp {best['tp']}")
     m[1].metric("p95 latency (simulated)", f"{best['p95_latency_s']:.3g} s")
-    m[2].metric("TCO per year", f"${best['tco_per_year_usd']:,.0f}")
-    m[3].metric("Per 1,000 studies", f"${best['cost_per_1000_studies_usd']:.3g}")
+    m[2].metric("TCO per year", usd(best["tco_per_year_usd"]))
+    m[3].metric("Per 1,000 studies", usd(best["cost_per_1000_studies_usd"], ".3g"))
 closest = plan.get("closest")
 if closest and (opts.empty or not opts.get("meets_target", pd.Series([True])).astype(bool).any()):
     st.markdown("**Closest options and what they achieve**")
