@@ -134,6 +134,8 @@ def test_compare_page_widgets():
 
 
 def test_quantization_page_predictions_and_study(tmp_path, monkeypatch):
+    monkeypatch.setattr(loaders, "SMOOTHQUANT_STUDY", tmp_path / "absent.json")   # the study not run yet
+    st.cache_data.clear()
     at = open_page("quantization")
     assert_clean(at)
     assert len(at.get("plotly_chart")) == 2
