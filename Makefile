@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/accuracy.py
 	$(BIN)/python benchmarks/sweep_speed.py
 	$(BIN)/python benchmarks/plan_speed.py
+	$(BIN)/python benchmarks/cpu_validation.py
 
 contract: $(STAMP)
 	PLANNER=$(BIN)/planner $(BIN)/python ../shared/checks/contract.py

@@ -89,3 +89,204 @@ def mdape(results: list[RowResult]) -> float:
 
 def published_report(path: Path = PUBLISHED_DEV) -> list[RowResult]:
     return [predict_row(r) for r in read_rows(path)]
+
+
+# =========================================================================================== measured runs
+# Predicted vs measured (planner/measure): a measured run's rows join the roofline's rows of the same
+# configuration on (phase, op name). The roofline is evaluated on the device's measured profile
+# (data/measurements/<device>/profile.json: achievable rates as peaks, see planner.measure.microbench), so the
+# comparison tests the cost model's op accounting, not datasheet efficiencies. torch is not needed here.
+
+MEASUREMENTS_ROOT = DATA_DIR / "measurements"
+# (faster precision, baseline) pairs whose speed-up a validation reports when both runs exist
+SPEEDUP_PAIRS = (("w8a8", "fp16"), ("w8a8", "bf16"), ("w8a8", "fp32"), ("w8a8-o3", "w8a8-o1"), ("w8a8", "w8a8-o1"),
+                 ("w8a8-o2", "w8a8-o1"), ("fp8", "bf16"), ("bf16", "fp32"), ("w8a16", "bf16"), ("w8a16", "fp16"))
+
+
+def list_measured_runs(root: Path | None = None) -> list[Path]:
+    """Metadata files (``<run>.json`` with a ``<run>.csv`` beside them) of every measured run under ``root``
+    (default data/measurements), sorted."""
+    from planner.measure.runs import find_runs
+    return find_runs(MEASUREMENTS_ROOT if root is None else root)
+
+
+def _run_root(csv_path: Path, meta: dict) -> Path:
+    """<root>/<device>/<model>/<precision>/<run>.csv -> <root>."""
+    p = csv_path.resolve()
+    if len(p.parents) > 3 and p.parents[2].name == meta.get("device"):
+        return p.parents[3]
+    return MEASUREMENTS_ROOT
+
+
+def find_profile(csv_path: Path, meta: dict) -> Path:
+    from planner.errors import PlannerError
+    from planner.measure.runs import profile_path
+    for root in (_run_root(csv_path, meta), MEASUREMENTS_ROOT):
+        p = profile_path(root, meta["device"])
+        if p.is_file():
+            return p
+    raise PlannerError(f"no device profile for '{meta['device']}' (looked for {profile_path(_run_root(csv_path, meta), meta['device'])}): "
+                       f"run planner microbench on that device first, or pass --profile")
+
+
+def _scoped_spec(spec, layers: int):
+    """The model with only the measured layers (the run's scope)."""
+    a = spec.arch
+    if getattr(a, "n_layers", None) is None or a.kind == "cnn":
+        return spec
+    return spec.model_copy(update={"arch": a.model_copy(update={"n_layers": layers})})
+
+
+def _predicted_phase_rows(spec, precision: str, acc_id: str, meta: dict, phase: str) -> list[dict]:
+    from planner import catalog
+    from planner.api import roofline_rows
+    from planner.arch.pipeline import compile_model
+    from planner.quant import check_supported, load_precision
+    p = load_precision(precision)
+    acc = catalog.load_gpu(acc_id)
+    check_supported(acc, p)
+    plan = compile_model(spec, p, {})
+    i, o = meta.get("input_len") or 0, meta.get("output_len") or 0
+    return roofline_rows(plan, acc, p.id, meta["batch"], i, o, 1, "eager", phase)
+
+
+def _sum_by_name(rows: list[dict]) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for r in rows:
+        d = out.setdefault(r["name"], {"time_s": 0.0, "flops": 0.0, "bytes": 0.0, "bounds": {}})
+        d["time_s"] += r["time_s"]
+        d["flops"] += r["flops"]
+        d["bytes"] += r["bytes"]
+        d["bounds"][r["bound"]] = d["bounds"].get(r["bound"], 0.0) + r["time_s"]
+    return out
+
+
+def _pct(pred, meas):
+    return None if pred is None or meas is None or not meas else (pred / meas - 1.0) * 100.0
+
+
+def _median(xs):
+    xs = sorted(xs)
+    if not xs:
+        return None
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+def _phase_report(spec, spec_scope, meta: dict, mrows: list[dict], phase: str, acc_id: str) -> tuple[list[dict], dict]:
+    """Per-op rows and the phase's end-to-end comparison, at the measured scope and scaled to the whole model."""
+    pred = _sum_by_name(_predicted_phase_rows(spec_scope, meta["precision"], acc_id, meta, phase))
+    meas: dict[str, dict] = {}
+    for r in mrows:
+        if r["phase"] != phase or r["name"] == "step":
+            continue
+        d = meas.setdefault(r["name"], {"measured_s": 0.0, "layer_s": 0.0, "model_s": 0.0, "spread": 0.0, "flops": 0.0})
+        d["measured_s"] += r["measured_s"]
+        d["layer_s" if r["scope"] == "layer" else "model_s"] += r["measured_s"]
+        d["spread"] = max(d["spread"], r["spread_pct"] or 0.0)
+        d["flops"] += r["profiler_flops"] or 0.0
+    rows = []
+    for name in list(pred) + [n for n in meas if n not in pred]:
+        p, m = pred.get(name), meas.get(name)
+        rows.append({"phase": phase, "name": name, "predicted_s": p["time_s"] if p else None,
+                     "measured_s": m["measured_s"] if m else None,
+                     "error_pct": _pct(p["time_s"] if p else None, m["measured_s"] if m else None),
+                     "bound": max(p["bounds"], key=p["bounds"].get) if p else None,
+                     "spread_pct": m["spread"] if m else None,
+                     "predicted_flops": p["flops"] if p else None, "profiler_flops": m["flops"] if m else None,
+                     "note": "" if (p and m) else ("not a separate kernel in this recipe" if p else "not in the cost model")})
+    step = next(r for r in mrows if r["phase"] == phase and r["name"] == "step")
+    pred_e2e = sum(r["predicted_s"] or 0.0 for r in rows)
+    scope = {"predicted_s": pred_e2e, "measured_s": step["measured_s"], "error_pct": _pct(pred_e2e, step["measured_s"]),
+             "spread_pct": step["spread_pct"], "sum_of_op_regions_s": sum(m["measured_s"] for m in meas.values())}
+    # whole-model extrapolation: layer rows x (layers_total / layers_measured); the time outside the op regions
+    # (Python between ops) is kept as measured
+    n_meas, n_tot = meta["layers_measured"], meta["layers_total"]
+    factor = n_tot / n_meas
+    gap = step["measured_s"] - scope["sum_of_op_regions_s"]
+    full_meas = sum(m["layer_s"] * factor + m["model_s"] for m in meas.values()) + gap
+    full_pred = sum(r["time_s"] for r in _sum_by_name(_predicted_phase_rows(spec, meta["precision"], acc_id, meta, phase)).values())
+    scope["whole_model"] = {"layers_measured": n_meas, "layers_total": n_tot, "layer_scale": factor,
+                            "measured_scaled_s": full_meas, "predicted_s": full_pred,
+                            "error_pct": _pct(full_pred, full_meas)}
+    return rows, scope
+
+
+def _speedups(meta: dict, e2e: dict, root: Path, profile) -> dict:
+    """Measured and predicted speed-ups between this run and sibling runs of the same configuration."""
+    import json
+
+    from planner.measure.runs import read_run
+    key = (meta["device"], meta["model"], meta["batch"], meta.get("input_len"), meta.get("output_len"),
+           meta["layers_measured"])
+    latest: dict[str, Path] = {}
+    for j in list_measured_runs(root):
+        try:
+            m = json.loads(j.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if (m.get("device"), m.get("model"), m.get("batch"), m.get("input_len"), m.get("output_len"),
+                m.get("layers_measured")) == key:
+            if m["precision"] not in latest or j.name > latest[m["precision"]].name:
+                latest[m["precision"]] = j
+    out = {}
+    cache = {meta["precision"]: e2e}
+    for fast, base in SPEEDUP_PAIRS:
+        if meta["precision"] not in (fast, base) or fast not in latest or base not in latest:
+            continue
+        for prec in (fast, base):
+            if prec not in cache:
+                cache[prec] = _validate_core(*read_run(latest[prec]), latest[prec].with_suffix(".csv"), profile,
+                                             with_speedups=False)["e2e"]
+        for phase in cache[fast]:
+            if phase in cache[base]:
+                meas = cache[base][phase]["measured_s"] / cache[fast][phase]["measured_s"]
+                pred = cache[base][phase]["predicted_s"] / cache[fast][phase]["predicted_s"]
+                out[f"{fast}_over_{base}_{phase}"] = {"faster": fast, "baseline": base, "phase": phase,
+                                                      "measured": meas, "predicted": pred,
+                                                      "error_pct": (pred / meas - 1) * 100}
+    return out
+
+
+def _validate_core(meta: dict, mrows: list[dict], csv_path: Path, profile, with_speedups: bool = True) -> dict:
+    from planner.measure.microbench import use_profile
+    from planner.specs import ModelSpec
+    spec = ModelSpec.model_validate(meta["model_spec"])
+    spec_scope = _scoped_spec(spec, meta["layers_measured"])
+    phases = [p for p in ("vision", "prefill", "decode") if any(r["phase"] == p for r in mrows)]
+    rows, e2e = [], {}
+    with use_profile(profile) as acc_id:
+        for ph in phases:
+            r, s = _phase_report(spec, spec_scope, meta, mrows, ph, acc_id)
+            rows += r
+            e2e[ph] = s
+    apes = [abs(r["error_pct"]) for r in rows if r["error_pct"] is not None]
+    out = {"device": meta["device"], "model": meta["model"], "precision": meta["precision"], "batch": meta["batch"],
+           "input_len": meta.get("input_len"), "output_len": meta.get("output_len"),
+           "layers_measured": meta["layers_measured"], "layers_total": meta["layers_total"], "run": meta["run"],
+           "date": meta.get("date"), "profile_date": profile.get("date"),
+           "op_mdape_pct": _median(apes),
+           "e2e_abs_pct_error": {ph: abs(s["error_pct"]) for ph, s in e2e.items()},
+           "e2e": e2e, "cpu_share": {ph: v.get("cpu_share") for ph, v in meta.get("phases", {}).items()}}
+    if "decode" in e2e and "prefill" in e2e and meta.get("output_len"):
+        steps = max(meta["output_len"] - 1, 0)
+        m = e2e["prefill"]["measured_s"] + steps * e2e["decode"]["measured_s"]
+        p = e2e["prefill"]["predicted_s"] + steps * e2e["decode"]["predicted_s"]
+        out["request"] = {"measured_s": m, "predicted_s": p, "error_pct": _pct(p, m)}
+    if with_speedups:
+        out["speedups"] = _speedups(meta, e2e, _run_root(csv_path, meta), profile)
+    out["rows"] = rows
+    return out
+
+
+def validate_run(path, profile_file: Path | None = None) -> dict:
+    """Predicted vs measured for one measured run (its .csv, .json or stem): device, model, precision,
+    op_mdape_pct, e2e_abs_pct_error per phase (at the measured scope: the layers measured plus embedding,
+    final norm and lm_head), e2e (with the whole-model extrapolation), speedups against sibling runs of other
+    precisions (each with measured and predicted), and rows (phase, name, predicted_s, measured_s, error_pct)."""
+    from planner.measure.microbench import load_profile
+    from planner.measure.runs import read_run, resolve_run
+    csv_path, _ = resolve_run(path)
+    meta, mrows = read_run(path)
+    prof = load_profile(profile_file or find_profile(csv_path, meta))
+    return _validate_core(meta, mrows, csv_path, prof)

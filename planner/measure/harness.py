@@ -1,0 +1,207 @@
+"""One measured run: build the model, apply the precision recipe, time prefill and decode (or the vision
+forward) region by region, and write the run (CSV + metadata JSON, atomically) under the measurements root.
+
+Decode: the prompt is prefilled once (untimed), then each repetition runs ``output_len - 1`` decode steps over
+the same cache positions, so the mean step attends the mean context ``input_len + output_len / 2`` that the
+cost model's decode row uses.
+"""
+from __future__ import annotations
+
+import resource
+import statistics
+from pathlib import Path
+
+from planner.errors import PlannerError, check_positive_int
+from planner.specs import CnnArch, DecoderArch, ModelSpec
+
+OP_NAMES = {"embed", "norm", "quant", "attn_qkv", "rope", "attn_score", "attn_out", "mlp_up", "mlp_act",
+            "mlp_down", "lm_head", "patch_embed", "head", "conv", "act", "pool", "fc", "concat", "add"}
+
+
+def check_device(device: str) -> str:
+    import torch
+    if device == "cpu":
+        return device
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise PlannerError(f"device '{device}' requested but CUDA is not available on this machine")
+        return device
+    raise PlannerError(f"device must be cpu or cuda[:N], got '{device}'")
+
+
+def _progress(total: int, desc: str):
+    import sys
+
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, unit="rep", file=sys.stderr, disable=None, leave=False)
+
+
+def _rows(timing) -> list[dict]:
+    out = []
+    for r in timing.rows:
+        out.append(_row(timing.phase, r.name, r.scope, r.instances, r.times, r.flops, r.kernels, r.wall))
+    out.append(_row(timing.phase, "step", "model", 1.0, timing.step_times, 0.0, 0, timing.step_wall))
+    return out
+
+
+def _row(phase, name, scope, instances, times, flops, kernels, wall) -> dict:
+    med, best = statistics.median(times), min(times)
+    return {"phase": phase, "name": name, "scope": scope, "instances": instances, "measured_s": best,
+            "wall_s": min(wall) if wall else None,
+            "median_s": med, "min_s": best, "max_s": max(times),
+            "spread_pct": (max(times) - best) / med * 100 if med else 0.0,
+            "reps": len(times), "rep_times_s": ";".join(f"{t:.6g}" for t in times), "profiler_flops": flops,
+            "kernels": kernels}
+
+
+def _check_fits(spec: ModelSpec, layers: int | None, recipe, device: str) -> None:
+    """Refuse, with advice, a model whose weights would not fit in this device's memory."""
+    import torch
+
+    from planner.arch.params import param_count
+    from planner.measure.runs import _mem_total_bytes
+    a = spec.arch
+    scoped = spec
+    if layers is not None and getattr(a, "n_layers", None) and a.kind != "cnn":
+        scoped = spec.model_copy(update={"arch": a.model_copy(update={"n_layers": min(layers, a.n_layers)})})
+    need = param_count(scoped) * torch.empty(0, dtype=recipe.act_dtype).element_size()
+    have = (torch.cuda.get_device_properties(device).total_memory if device.startswith("cuda")
+            else _mem_total_bytes()) or float("inf")
+    if need > 0.6 * have:
+        raise PlannerError(f"{spec.id} with {getattr(scoped.arch, 'n_layers', 'all')} layers needs ~{need / 1e9:.0f} GB "
+                           f"of weights in {recipe.act_dtype} before quantization; this device has {have / 1e9:.0f} GB: "
+                           "measure fewer layers with --layers N (the validation scales them)")
+
+
+def measure_model(spec: ModelSpec, precision: str, *, batch: int = 1, input_len: int = 128, output_len: int = 16,
+                  layers: int | None = None, device: str = "cpu", reps: int = 3, warmup: int = 1,
+                  out_root: Path | None = None, int8_backend: str = "auto", alpha: float = 0.5, trace: bool = True,
+                  progress: bool = True) -> dict:
+    """Measure one (model, precision, batch) and write it under ``out_root`` (None: do not write).
+    Returns the run's metadata (with ``rows`` and, when written, ``csv``/``json`` paths)."""
+    import torch
+
+    from planner.measure import recipes as rc
+    from planner.measure.models import STEP_REGION, build_model, region
+    from planner.measure.power import PowerSampler
+    from planner.measure.profiler import Flusher, sync, time_phase
+    from planner.measure.runs import command_line, device_id, device_info, now_iso, run_dir, write_csv, write_json
+
+    device = check_device(device)
+    batch, reps = check_positive_int("batch", batch), check_positive_int("reps", reps)
+    warmup = check_positive_int("warmup", warmup, allow_zero=True)
+    if layers is not None:
+        layers = check_positive_int("layers", layers)
+    recipe = rc.make_recipe(precision, device, int8_backend)
+    a = spec.arch
+    llm = isinstance(a, DecoderArch)
+    if llm:
+        input_len, output_len = check_positive_int("input_len", input_len), check_positive_int("output_len", output_len)
+        if input_len + output_len > a.max_context:
+            raise PlannerError(f"input_len + output_len = {input_len + output_len} exceeds {spec.id}'s context {a.max_context}")
+    if isinstance(a, CnnArch) and precision not in ("fp32", "bf16", "fp16"):
+        raise PlannerError(f"{precision} is not measured for CNNs (no int8/fp8 convolution recipe yet): use fp32/bf16/fp16")
+    if spec.arch.kind in ("pipeline", "swin"):
+        raise PlannerError(f"model '{spec.id}' ({spec.arch.kind}) is not built by the measurement backend: decoder LLMs, "
+                           "ViTs and CNNs are; for a pipeline measure its parts (e.g. its vision encoder and its LLM)")
+    _check_fits(spec, layers, recipe, device)
+    torch.set_flush_denormal(True)
+    torch.manual_seed(0)
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    model, n_built, n_total = build_model(spec, layers, recipe.act_dtype, device)
+    gen = torch.Generator(device="cpu").manual_seed(0)
+
+    if llm:
+        model.allocate(batch, input_len + output_len, recipe.kv_dtype)
+        vocab = a.vocab_size
+        prompt = torch.randint(0, vocab, (batch, input_len), generator=gen).to(device)
+        cal_tokens = torch.randint(0, vocab, (min(batch, 2), min(input_len, 64)), generator=gen).to(device)
+
+        def calibrate():
+            saved = model.caches
+            model.allocate(cal_tokens.shape[0], cal_tokens.shape[1] + 1, recipe.kv_dtype)
+            model(cal_tokens, 0)
+            model.caches = saved
+    else:
+        shape = (a.channels, a.image_size, a.image_size)
+        images = torch.randn(batch, *shape, generator=gen).to(device=device, dtype=recipe.act_dtype)
+        cal_images = torch.randn(1, *shape, generator=gen).to(device=device, dtype=recipe.act_dtype)
+
+        def calibrate():
+            model(cal_images)
+    notes = rc.apply_recipe(model, recipe, calibrate, alpha)
+    if llm:
+        model.allocate(batch, input_len + output_len, recipe.kv_dtype)
+    notes["linear_check_rel_error"] = rc.linear_check(recipe, device)
+    flusher = Flusher(device)
+    dev_id = device_id(device)
+    out_dir = run_dir(out_root, dev_id, spec.id, precision) if out_root is not None else None
+    stamp = now_iso().replace(":", "").replace("-", "")[:15]
+    run_id = f"b{batch}" + (f"-i{input_len}-o{output_len}" if llm else "") + f"-l{n_built}-{stamp}"
+    trace_path = (out_dir / f"{run_id}.trace.json.gz") if (trace and out_dir is not None) else None
+    timings = []
+    steps_dec = max(output_len - 1, 1) if llm else 0
+    total = (reps + warmup) * (2 if llm else 1)
+    bar = _progress(total, f"{spec.id} {precision} b{batch}") if progress else None
+    with torch.no_grad(), PowerSampler(device) as power:
+        if llm:
+            def prefill_rep(flush):
+                flush()
+                with region(STEP_REGION):
+                    model(prompt, 0)
+                    sync(device)
+            timings.append(time_phase("prefill", prefill_rep, steps=1, reps=reps, warmup=warmup, device=device,
+                                      flusher=flusher, op_names=OP_NAMES, trace_path=trace_path, progress=bar))
+            model(prompt, 0)                                     # fill the cache once
+            nxt = torch.randint(0, a.vocab_size, (batch, 1), generator=gen).to(device)
+
+            def decode_rep(flush):
+                for k in range(steps_dec):
+                    flush()
+                    with region(STEP_REGION):
+                        model(nxt, input_len + k)
+                        sync(device)
+            timings.append(time_phase("decode", decode_rep, steps=steps_dec, reps=reps, warmup=warmup, device=device,
+                                      flusher=flusher, op_names=OP_NAMES, progress=bar))
+        else:
+            def vision_rep(flush):
+                flush()
+                with region(STEP_REGION):
+                    model(images)
+                    sync(device)
+            timings.append(time_phase("vision", vision_rep, steps=1, reps=reps, warmup=warmup, device=device,
+                                      flusher=flusher, op_names=OP_NAMES, trace_path=trace_path, progress=bar))
+    if bar is not None:
+        bar.close()
+    rows = [r for t in timings for r in _rows(t)]
+    meta = {"run": run_id, "device": dev_id, "model": spec.id, "precision": precision, "batch": batch,
+            "input_len": input_len if llm else None, "output_len": output_len if llm else None,
+            "decode_steps": steps_dec if llm else None, "layers_measured": n_built, "layers_total": n_total,
+            "reps": reps, "warmup": warmup, "date": now_iso(), "command": command_line(),
+            "timer": timings[0].timer,
+            "timer_note": "cpu-thread: CPU time of the calling thread inside each region (one intra-op thread); "
+                          "wall: profiler wall time; cuda-device: kernel time. wall_s is the profiler's wall time.",
+            "statistic": "measured_s = minimum over repetitions (timeit's advice: higher values are mostly other "
+                         "processes interfering; this is a shared machine), median_s beside it; "
+                         "spread_pct = (max - min) / median",
+            "cache_flush_bytes": flusher.buf.numel() * 4, "recipe": notes, "act_dtype": str(recipe.act_dtype),
+            "kv_dtype": str(recipe.kv_dtype), "device_info": device_info(device),
+            "peak_memory_bytes": (torch.cuda.max_memory_allocated() if device.startswith("cuda")
+                                  else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024),
+            "peak_memory_kind": "torch.cuda.max_memory_allocated" if device.startswith("cuda") else "process max RSS",
+            "power": power.summary() if device.startswith("cuda") else None,
+            "phases": {t.phase: {"steps": t.steps, "step_times_s": t.step_times,
+                                 "median_s": statistics.median(t.step_times), "min_s": min(t.step_times),
+                                 "wall_s": t.step_wall,
+                                 "cpu_share": t.cpu_share} for t in timings},
+            "cpu_share_note": "process CPU time / (wall time x threads) per repetition: well below 1 on a CPU "
+                              "means other processes took cores during the run (contended timing)",
+            "model_spec": spec.model_dump(mode="json")}
+    if out_dir is not None:
+        csv_path, json_path = out_dir / f"{run_id}.csv", out_dir / f"{run_id}.json"
+        meta["trace"] = trace_path.name if trace_path is not None else None
+        write_csv(csv_path, rows)
+        write_json(json_path, meta)
+        meta = {**meta, "csv": str(csv_path), "json": str(json_path)}
+    return {**meta, "rows": rows}

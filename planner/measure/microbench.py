@@ -1,0 +1,390 @@
+"""Microbenchmarks -> device profile -> the roofline of that device.
+
+Measured (caches flushed before every repetition; the minimum of the repetitions, as timeit advises, since
+higher values are mostly other processes interfering; the median is kept beside it):
+- GEMM rate per scheme over sizes: Y[M,N] = X[M,K] W[N,K]^T through the same modules the recipes run
+  (prepacked oneDNN fp32/bf16 on CPU, F.linear on CUDA; the W8A8 int8 backends including their activation
+  quantize; weight-only int8); the achievable rate is the median over the compute-bound points (M >= 128) of
+  three Llama-7B-like shapes (the best one is kept too: on this CPU the int8 rate varies ~2x with the shape);
+  the M = 1 points give the rate weights stream at (median over shapes).
+- memory bandwidth: read-only (a sum) and copy of a buffer 4x the last-level cache; the roofline takes the best
+  streaming-read rate, of the sum or of a GEMV's weight stream (inference traffic is mostly weights and KV cache
+  read once; one core here streams a GEMV's weights at ~16 GB/s, sums at ~12 GB/s).
+- launch overhead: the time of a one-element op (dispatch + launch).
+- elementwise (vector) FLOP rate, fused-attention (SDPA) rate and DenseNet-style convolution rate.
+
+``roofline_for_profile`` turns a profile into a session Accelerator whose dense peaks ARE the measured achievable
+rates and whose bandwidth is the measured streaming-read bandwidth, plus a Calibration whose engine fractions are 1.0
+(the peaks are already achievable ones), whose per-precision GEMM streaming efficiencies, vector and attention
+fractions are the measured ratios, whose launch overhead is the measured one, and whose overlap exponent p is
+fitted to the GEMM sweep of the same profile (one parameter, microbenchmark data only: the model runs that are
+validated against it are never used to fit it). Registered with planner.catalog.register_accelerator and applied
+with planner.catalog.use_calibration, so the numeric core is unchanged.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from planner.errors import PlannerError
+
+FULL_MS = (1, 8, 32, 128, 512, 1024)
+QUICK_MS = (1, 16, 64)
+# (K, N): a square projection and Llama-7B-sized MLP up and down projections (the rate depends on the shape)
+FULL_SHAPES = ((4096, 4096), (4096, 11008), (11008, 4096))
+COMPUTE_BOUND_M = 128      # points with M >= this are compute-bound on every device measured here
+QUICK_SHAPES = ((512, 512),)
+# scheme -> (planner dtype slot its rate stands for, precision ids it calibrates)
+SCHEMES = {"fp32": "fp32", "bf16": "bf16", "fp16": "fp16", "fp8": "fp8", "int8": "int8", "int8-fbgemm": None,
+           "int8-int_mm": None, "w8a16": None, "w4a16": None}
+PROFILE_VERSION = 1
+
+
+class _Sync:
+    """Device synchronisation plus the clock of the run: one CPU thread -> that thread's CPU time (immune to
+    other processes taking the core), else wall time (see profiler.timer_for)."""
+
+    def __init__(self, device: str):
+        from planner.measure.profiler import sync, timer_for
+        self.device, self._sync = device, sync
+        self.timer = timer_for(device)
+        self.clock = time.thread_time if self.timer == "cpu-thread" else time.perf_counter
+
+    def __call__(self):
+        self._sync(self.device)
+
+
+def _timeit(fn, flusher, reps: int, sync) -> list[float]:
+    clock = getattr(sync, "clock", time.perf_counter)
+    fn()
+    sync()
+    out = []
+    for _ in range(reps):
+        flusher()
+        t0 = clock()
+        fn()
+        sync()
+        out.append(clock() - t0)
+    return out
+
+
+def _gemm_module(scheme: str, k: int, n: int, device: str):
+    """(module, input dtype, bytes per weight, bytes per input element, bytes per output element)."""
+    import torch
+    import torch.nn as nn
+
+    from planner.measure import recipes as rc
+    b16 = rc.sixteen_bit(device)
+    dt = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}.get(scheme, b16)
+    lin = nn.Linear(k, n, bias=False, dtype=dt, device=device)
+    nn.init.normal_(lin.weight, 0.0, 0.02)
+    if scheme in ("fp32", "bf16", "fp16"):
+        e = lin.weight.element_size()
+        if not device.startswith("cuda") and rc.packed_linear_available():
+            return rc.PackedLinear(lin), dt, e, e, e          # what the CPU recipes run
+        return lin, dt, e, e, e
+    if scheme.startswith("int8"):
+        backend = {"int8": rc.resolve_int8_backend("auto", device), "int8-fbgemm": "fbgemm",
+                   "int8-int_mm": "int_mm"}[scheme]
+        gran = "per-tensor-dynamic" if backend == "fbgemm" else "per-tensor-static"
+        return rc.W8A8Linear(lin, gran, backend, 4.0 / 127, dt), dt, 1, 2, 2
+    if scheme == "w8a16":
+        return rc.W8A16Linear(lin, dt), dt, 1, 2, 2
+    if scheme == "w4a16":
+        return rc.W4A16Linear(lin), torch.bfloat16, 0.5 + 4 / 128, 2, 2
+    if scheme == "fp8":
+        return rc.Fp8Linear(lin, 4.0), torch.bfloat16, 1, 2, 2
+    raise ValueError(scheme)
+
+
+def available_schemes(device: str) -> list[str]:
+    import torch
+    if device.startswith("cuda"):
+        out = ["fp32", "bf16", "fp16", "int8", "w8a16", "w4a16"]
+        if torch.cuda.get_device_capability(device) >= (8, 9):
+            out.append("fp8")
+        return out
+    out = ["fp32", "bf16", "int8", "int8-fbgemm", "int8-int_mm", "w8a16"]
+    return [s for s in out if s != "int8" or hasattr(torch.ops.onednn, "qlinear_pointwise")]
+
+
+def bench_gemm(scheme: str, ms, shapes, device: str, flusher, reps: int, sync) -> list[dict]:
+    pts = []
+    for k, n in shapes:
+        pts += _bench_shape(scheme, ms, k, n, device, flusher, reps, sync)
+    return pts
+
+
+def _bench_shape(scheme: str, ms, k: int, n: int, device: str, flusher, reps: int, sync) -> list[dict]:
+    import torch
+    mod, dt, wb, ib, ob = _gemm_module(scheme, k, n, device)
+    pts = []
+    with torch.no_grad():
+        for m in ms:
+            x = torch.randn(m, k, device=device).to(dt)
+            ts = _timeit(lambda: mod(x), flusher, reps, sync)
+            t = min(ts)
+            pts.append({"m": m, "k": k, "n": n, "seconds": t, "median_s": statistics.median(ts), "max_s": max(ts),
+                        "flops_s": 2.0 * m * k * n / t, "weight_bytes": k * n * wb,
+                        "act_bytes": m * k * ib + m * n * ob})
+    return pts
+
+
+def bench_memory(device: str, flusher, reps: int, sync) -> dict:
+    import torch
+    nb = flusher.buf.numel() * 4 // 2
+    a = torch.ones(nb // 4, device=device)
+    b = torch.empty_like(a)
+    tc = min(_timeit(lambda: b.copy_(a), flusher, reps, sync))
+    tr = min(_timeit(lambda: a.sum(), flusher, reps, sync))
+    return {"buffer_bytes": nb, "copy_bytes_s": 2 * nb / tc, "read_bytes_s": nb / tr}
+
+
+def bench_launch(device: str, sync, n: int = 2000) -> float:
+    """Seconds per tiny op: what a kernel launch (or a CPU op dispatch) costs beyond its work."""
+    import torch
+    x = torch.ones(1, device=device)
+    for _ in range(100):
+        x.add_(1.0)
+    sync()
+    clock = getattr(sync, "clock", time.perf_counter)
+    ts = []
+    for _ in range(5):
+        t0 = clock()
+        for _ in range(n):
+            x.add_(1.0)
+        sync()
+        ts.append((clock() - t0) / n)
+    return min(ts)
+
+
+def bench_vector(device: str, sync, reps: int) -> float:
+    """FLOP/s of an elementwise multiply-add on an in-cache buffer (the non-tensor rate of norms/activations)."""
+    import torch
+    x = torch.rand(1 << 18, device=device)
+    y, z = torch.rand_like(x), torch.empty_like(x)
+    ts = _timeit(lambda: torch.addcmul(x, x, y, out=z), lambda: None, reps * 5, sync)  # in cache: no flush
+    return 2.0 * x.numel() / min(ts)
+
+
+def bench_attention(device: str, dtype_name: str, flusher, reps: int, sync, quick: bool) -> float:
+    """FLOP/s of causal SDPA counted as the cost model counts it: 4*S*C*h*hd with C = (S+1)/2."""
+    import torch
+    import torch.nn.functional as F
+    dt = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype_name]
+    h, s, hd = (4, 128, 64) if quick else (32, 512, 128)
+    q = torch.randn(1, h, s, hd, device=device, dtype=dt)
+    t = min(_timeit(lambda: F.scaled_dot_product_attention(q, q, q, is_causal=True), flusher, reps, sync))
+    return 4.0 * s * (s + 1) / 2 * h * hd / t
+
+
+def bench_conv(device: str, flusher, reps: int, sync, quick: bool) -> float:
+    """FLOP/s of DenseNet-121's dense-layer convolutions (1x1 128 -> 128 at 56x56 after a 256-channel input,
+    3x3 128 -> 32), fp32, batch 8: the conv fraction of the fp32 GEMM peak for CNN predictions."""
+    import torch
+    import torch.nn.functional as F
+    b, hw = (2, 14) if quick else (8, 56)
+    x1, w1 = torch.randn(b, 256, hw, hw, device=device), torch.randn(128, 256, 1, 1, device=device)
+    x3, w3 = torch.randn(b, 128, hw, hw, device=device), torch.randn(32, 128, 3, 3, device=device)
+    fl = 2.0 * b * hw * hw * (128 * 256 + 32 * 128 * 9)
+
+    def both():
+        F.conv2d(x1, w1)
+        F.conv2d(x3, w3, padding=1)
+    return fl / min(_timeit(both, flusher, reps, sync))
+
+
+def run_microbench(device: str, quick: bool = False, reps: int | None = None, schemes=None, progress=None) -> dict:
+    """Measure this device and return its profile (a JSON-able dict)."""
+    import torch
+
+    from planner.measure.profiler import Flusher
+    from planner.measure.runs import command_line, device_info, now_iso
+    torch.set_flush_denormal(True)
+    sync = _Sync(device)
+    reps = reps or (2 if quick else 5)
+    flusher = Flusher(device, (64 << 20) if quick else None)
+    ms, shapes = (QUICK_MS, QUICK_SHAPES) if quick else (FULL_MS, FULL_SHAPES)
+    schemes = schemes or available_schemes(device)
+    prof = {"version": PROFILE_VERSION, "device": None, "date": now_iso(), "command": command_line(),
+            "quick": quick, "reps": reps, "timer": sync.timer, "statistic": "minimum of repetitions (median beside it), caches flushed before each",
+            "meta": device_info(device), "gemm": {}}
+    prof["device"] = prof["meta"]["device"]
+    for s in schemes:
+        pts = bench_gemm(s, ms, shapes, device, flusher, reps, sync)
+        big = [p["flops_s"] for p in pts if p["m"] >= min(COMPUTE_BOUND_M, max(ms))]
+        stream = statistics.median((p["weight_bytes"] + p["act_bytes"]) / p["seconds"] for p in pts if p["m"] == min(ms))
+        prof["gemm"][s] = {"points": pts, "achievable_flops_s": statistics.median(big), "best_flops_s": max(big),
+                           "stream_bytes_s": stream}
+        if progress is not None:
+            progress.update(1)
+    prof["memory"] = bench_memory(device, flusher, reps, sync)
+    prof["launch_overhead_s"] = bench_launch(device, sync, 200 if quick else 2000)
+    prof["vector_flops_s"] = bench_vector(device, sync, reps)
+    prof["attention_flops_s"] = {d: bench_attention(device, d, flusher, reps, sync, quick)
+                                 for d in (("fp32", "bf16") if not device.startswith("cuda") else ("bf16", "fp16"))}
+    prof["conv_flops_s"] = {"fp32": bench_conv(device, flusher, reps, sync, quick)}
+    if progress is not None:
+        progress.update(1)
+    prof["overlap_p"] = fit_overlap(prof)
+    prof["gemm_fit_mdape_pct"] = gemm_fit_mdape(prof, prof["overlap_p"])
+    return prof
+
+
+# ------------------------------------------------------------------------------------------ profile -> roofline
+
+def slot_rates(prof: dict) -> dict[str, float]:
+    """Dense-peak slots of the session accelerator (FLOP/s) from the measured schemes."""
+    g = prof["gemm"]
+    out = {d: g[d]["achievable_flops_s"] for d in ("fp32", "bf16", "fp16", "fp8", "int8") if d in g}
+    if "fp16" not in out and "bf16" in out and prof["meta"].get("kind") == "cpu":
+        out["fp16"] = out["bf16"]   # CPU recipes run 16-bit work (w8a8 attention, weight-only) in bf16
+    return out
+
+
+# scheme -> (precision ids it calibrates, the slot its GEMMs use in the core)
+PRECISION_OF = {"fp32": (("fp32",), "fp32"), "bf16": (("bf16",), "bf16"), "fp16": (("fp16",), "fp16"),
+                "fp8": (("fp8",), "fp8"), "int8": (("w8a8",), "int8"), "w8a16": (("w8a16",), "fp16"),
+                "w4a16": (("w4a16",), "fp16")}
+
+
+def _precision_effs(prof: dict, bw: float) -> dict[str, dict]:
+    slots = slot_rates(prof)
+    out = {"default": {"gemm_scale": 1.0, "mem_scale": 1.0,
+                       "basis": "measured profile: GEMM rates are the dtype peaks themselves"}}
+    for scheme, (pids, slot) in PRECISION_OF.items():
+        if scheme not in prof["gemm"] or slot not in slots:
+            continue
+        g = prof["gemm"][scheme]
+        gs = min(max(g["achievable_flops_s"] / slots[slot], 0.01), 1.5)
+        ms = min(max(g["stream_bytes_s"] / bw, 0.01), 1.5)
+        for pid in pids:
+            out[pid] = {"gemm_scale": gs, "mem_scale": ms,
+                        "basis": f"measured: {scheme} GEMM rate / {slot} slot, M=1 streaming rate / read bandwidth"}
+    return out
+
+
+def roofline_for_profile(prof: dict):
+    """(Accelerator, Calibration) of a measured profile; see the module docstring."""
+    from planner import catalog
+    from planner.efficiency import Calibration
+    from planner.specs import Accelerator
+    meta = prof["meta"]
+    slots = slot_rates(prof)
+    if "fp32" not in slots:
+        raise PlannerError(f"profile of {prof.get('device')} has no fp32 GEMM rate")
+    bw = read_bandwidth(prof)
+    keys = {"fp32": "fp32_tflops", "bf16": "bf16_tflops", "fp16": "fp16_tflops", "fp8": "fp8_tflops",
+            "int8": "int8_tops"}
+    peaks = {keys[d]: v / 1e12 for d, v in slots.items()}
+    gpu = meta.get("kind") == "gpu"
+    mem_bytes = meta.get("memory_bytes") or meta.get("host_memory_bytes") or 1 << 34
+    tdp = meta.get("power_limit_w") or 100.0
+    idle = min(meta.get("idle_power_w") or tdp * 0.25, tdp * 0.9)
+    src = f"measured by planner microbench on {prof['date']} (profile of {prof['device']})"
+    acc = Accelerator.model_validate({
+        "id": measured_id(prof["device"]), "name": f"{meta.get('name', prof['device'])} (measured profile)",
+        "vendor": "NVIDIA" if gpu else "measured", "kind": "gpu" if gpu else "cpu", "family": "measured",
+        "form_factor": "measured device profile", "launch_year": 2024, "peak_dense": peaks,
+        "memory": {"capacity_gb": mem_bytes / 2 ** 30, "type": "measured", "bandwidth_gb_s": bw / 1e9},
+        "interconnect": {"link": "none", "topology": "none", "max_gpus_per_node": 1, "pcie_gen": 4,
+                         "pcie_gb_s_per_direction": 32.0},
+        "power": {"tdp_w": tdp, "idle_w": idle}, "price": {},
+        "sources": {"peak_dense": src + ": best GEMM rate over sizes per scheme"
+                    + ("; the fp16 slot holds the bf16 rate (CPU recipes run 16-bit work in bf16)" if not gpu else ""),
+                    "memory.bandwidth_gb_s": src + ": best streaming-read rate (a large sum or a GEMV's weight "
+                                              "stream; weights and KV cache, the bulk of inference traffic, are read)",
+                    "memory.capacity_gb": "device properties (host memory on CPU)",
+                    "interconnect": "assumption: single device, no scale-up link measured",
+                    "power": "NVML power limit and idle reading" if gpu and meta.get("power_limit_w")
+                    else "assumption: not measured (power is not validated on this device)",
+                    "launch_year": "assumption: placeholder, not used by the model"}})
+    base = catalog.load_calibration()
+    fp32 = slots["fp32"]
+    attn = prof.get("attention_flops_s", {})
+    attn_fracs = [min(v / slots[d], 1.0) for d, v in attn.items() if d in slots]
+    conv = prof.get("conv_flops_s", {}).get("fp32")
+    eng = {"gemm_compute_frac": 1.0, "conv_compute_frac": max(min(conv / fp32, 1.0), 1e-3) if conv else 1.0,
+           "attn_compute_frac": max(min(statistics.mean(attn_fracs), 1.0), 1e-3) if attn_fracs else 1.0,
+           "vector_compute_frac": max(min(prof["vector_flops_s"] / fp32, 1.0), 1e-4),
+           "mem_frac": 1.0, "link_frac": 1.0, "launch_overhead_s": min(prof["launch_overhead_s"], 1e-3),
+           "step_overhead_s": 0.0, "request_overhead_s": 0.0, "overlap_p": prof["overlap_p"],
+           "fused_elementwise_frac": 0.0}
+    data = base.model_dump()
+    data.update(description=f"measured profile of {prof['device']} ({prof['date']}): engine fractions 1.0 on measured "
+                            "peaks; conv, attention and vector fractions are measured ratios to those peaks",
+                fitted_by="planner.measure.microbench", fitted_on=prof["date"], fit_mdape_pct=prof.get("gemm_fit_mdape_pct"),
+                fitted_parameters=["engines.*.overlap_p (GEMM sweep of the profile)"],
+                engines={e: eng for e in ("optimized", "compiled", "eager")},
+                precisions=_precision_effs(prof, bw))
+    return acc, Calibration.model_validate(data)
+
+
+def read_bandwidth(prof: dict) -> float:
+    """The device's achievable streaming-read rate: the best of a large sum and of the GEMV weight streams
+    (the core caps a precision's GEMM streaming efficiency at 1.0 of this figure, so it must be the highest)."""
+    return max([prof["memory"]["read_bytes_s"]] + [g["stream_bytes_s"] for g in prof["gemm"].values()])
+
+
+def measured_id(device: str) -> str:
+    return f"measured-{device}"
+
+
+@contextmanager
+def use_profile(prof: dict):
+    """Register the profile's accelerator and evaluate with its calibration; yields the accelerator id."""
+    from planner import catalog
+    acc, cal = roofline_for_profile(prof)
+    catalog.register_accelerator(acc)
+    try:
+        with catalog.use_calibration(cal):
+            yield acc.id
+    finally:
+        catalog.unregister_accelerator(acc.id)
+
+
+# ------------------------------------------------------------------------------------------ overlap fit
+
+def _predict_point(p: dict, rate: float, bw: float, p_exp: float, launch: float) -> float:
+    tc = 2.0 * p["m"] * p["k"] * p["n"] / rate
+    tm = (p["weight_bytes"] + p["act_bytes"]) / bw
+    hi, lo = max(tc, tm), min(tc, tm)
+    return hi * (1 + (lo / hi) ** p_exp) ** (1 / p_exp) + launch
+
+
+def _point_errors(prof: dict, p_exp: float) -> list[float]:
+    """|log(pred/meas)| of every GEMM point of the schemes the roofline uses, with the scheme's own achievable
+    rate and streaming rate (as the roofline sees them: slot peak x gemm_scale, bandwidth x mem_scale)."""
+    errs = []
+    for scheme, g in prof["gemm"].items():
+        if scheme not in PRECISION_OF:        # informational kernels (fbgemm, _int_mm on CPU) the recipes do not run
+            continue
+        for p in g["points"]:
+            pred = _predict_point(p, g["achievable_flops_s"], g["stream_bytes_s"], p_exp, prof.get("launch_overhead_s", 0))
+            errs.append(abs(math.log(pred / p["seconds"])))
+    return errs
+
+
+def fit_overlap(prof: dict) -> float:
+    """The p of t = (tc^p + tm^p)^(1/p) that best reproduces the GEMM sweep (median |log error|)."""
+    grid = [1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0, 8.0, 16.0, 64.0]
+    return min(grid, key=lambda p: statistics.median(_point_errors(prof, p)))
+
+
+def gemm_fit_mdape(prof: dict, p_exp: float) -> float:
+    return statistics.median((math.exp(e) - 1) * 100 for e in _point_errors(prof, p_exp))
+
+
+def load_profile(path: Path) -> dict:
+    import json
+    try:
+        prof = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise PlannerError(f"cannot read device profile '{path}': {e}") from None
+    for k in ("device", "gemm", "memory", "launch_overhead_s", "overlap_p", "meta"):
+        if k not in prof:
+            raise PlannerError(f"device profile '{path}' lacks '{k}' (re-run planner microbench)")
+    return prof

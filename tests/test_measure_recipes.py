@@ -1,0 +1,111 @@
+"""Precision recipes run real kernels that compute the right thing; SmoothQuant's maths; refusals are one-line
+PlannerErrors. GPU-only kernels are tested under the `gpu` marker."""
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from planner.errors import PlannerError  # noqa: E402
+from planner.measure import recipes as rc  # noqa: E402
+from planner.measure import smoothquant as sq  # noqa: E402
+from planner.measure.models import build_model  # noqa: E402
+from planner.specs import ModelSpec  # noqa: E402
+
+TINY_LLM = {"kind": "decoder", "n_layers": 4, "d_model": 64, "n_heads": 4, "n_kv_heads": 2, "d_ff": 96,
+            "vocab_size": 128, "gated_mlp": True, "norm": "rmsnorm", "position": "rope", "max_context": 128}
+
+
+def spec(arch: dict) -> ModelSpec:
+    return ModelSpec.model_validate({"id": "tiny", "name": "tiny", "category": "llm", "config_source": "test",
+                                     "arch": arch})
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@pytest.mark.parametrize("precision,backend,tol", [
+    ("w8a8", "onednn", 0.02), ("w8a8-o1", "onednn", 0.02), ("w8a8-o2", "onednn", 0.02), ("w8a8-o2", "fbgemm", 0.03),
+    ("w8a8-o1", "int_mm", 0.02), ("w8a16", "auto", 0.02), ("bf16", "auto", 0.01), ("fp32", "auto", 1e-6)])
+def test_cpu_kernels_match_fp32(precision, backend, tol):
+    r = rc.make_recipe(precision, "cpu", backend)
+    err = rc.linear_check(r, "cpu")
+    assert err < tol
+    if precision.startswith("w8a8"):
+        assert err > 1e-4          # really quantized, not a float fallback
+
+
+def test_w4a16_cpu_kernel_error_is_that_of_4_bit_weights():
+    err = rc.linear_check(rc.make_recipe("w4a16", "cpu"), "cpu")
+    assert 0.02 < err < 0.15      # 4-bit group-128 quantization of Gaussian weights: ~10 % relative error
+
+
+@pytest.mark.parametrize("precision,backend,msg", [
+    ("fp8", "auto", "CUDA"), ("fp16", "auto", "bf16"), ("llm-int8", "auto", "bitsandbytes"),
+    ("w8a8-o1", "fbgemm", "w8a8-o2 only"), ("w8a8", "bogus", "int8 backend"), ("int3", "auto", "no measurement recipe")])
+def test_refusals_are_planner_errors(precision, backend, msg):
+    with pytest.raises(PlannerError, match=msg) as e:
+        rc.make_recipe(precision, "cpu", backend)
+    assert "\n" not in str(e.value)
+
+
+def test_smoothing_factors_hand_computed():
+    act = torch.tensor([4.0, 1.0])
+    w = torch.tensor([[1.0, 4.0], [0.5, -2.0]])      # column maxima 1 and 4
+    s = sq.smoothing_factors(act, [w], 0.5)
+    assert torch.allclose(s, torch.tensor([2.0, 0.5]))   # sqrt(4)/sqrt(1), sqrt(1)/sqrt(4)
+    assert torch.allclose(sq.smoothing_factors(act, [w], 1.0), act)
+
+
+def test_smoothing_keeps_the_model_function_and_shrinks_outliers():
+    m, _, _ = build_model(spec(TINY_LLM), 2, torch.float32, "cpu")
+    m.allocate(2, 16)
+    with torch.no_grad():                 # make channel 3 an activation outlier, as LLMs have
+        for layer in m.layers:
+            layer.norm1.weight[3] = 40.0
+    tok = torch.randint(0, 128, (2, 8))
+    with torch.no_grad():
+        before = m(tok, 0)
+    calib = lambda: m(tok, 0)  # noqa: E731
+    groups = sq.smoothing_groups(m)
+    act0 = sq.collect_channel_absmax(m, [g.linears[0] for g in groups], calib)
+    sq.smooth_model(m, groups, calib, 0.5)
+    act1 = sq.collect_channel_absmax(m, [g.linears[0] for g in groups], calib)
+    with torch.no_grad():
+        after = m(tok, 0)
+    assert torch.allclose(before, after, atol=1e-4, rtol=1e-4)
+    ratio = lambda v: float(v.max() / v.median())  # noqa: E731
+    assert ratio(act1["layers.0.qkv"]) < ratio(act0["layers.0.qkv"]) / 2
+
+
+def test_smoothing_lowers_w8a8_error_on_an_outlier_channel():
+    torch.manual_seed(0)
+    x = torch.randn(64, 32)
+    x[:, 5] *= 60                                           # one outlier channel
+    w = torch.randn(16, 32) * 0.1
+    ref = x @ w.t()
+
+    def err(s):
+        xq = sq.fq_activation((x / s)[None], "per-token")[0]
+        return float(((xq @ sq.fq_weight_per_channel(w * s).t()) - ref).norm() / ref.norm())
+    s = sq.smoothing_factors(x.abs().amax(0), [w], 0.5)
+    assert err(s) < err(torch.ones(32)) / 2
+
+
+def test_fake_quant_per_tensor_static_uses_the_given_scale():
+    x = torch.tensor([[[0.5, -1.0, 0.26]]])
+    y = sq.fq_activation(x, "per-tensor-static", static_scale=0.25)
+    assert torch.equal(y, torch.tensor([[[0.5, -1.0, 0.25]]]))
+
+
+@pytest.mark.gpu
+@cuda
+@pytest.mark.parametrize("precision", ["w8a8", "w8a8-o1", "w8a16", "w4a16", "fp16", "bf16"])
+def test_cuda_kernels_match_fp32(precision):
+    err = rc.linear_check(rc.make_recipe(precision, "cuda"), "cuda")
+    assert err < (0.15 if precision == "w4a16" else 0.03)
+
+
+@pytest.mark.gpu
+@cuda
+def test_cuda_fp8_scaled_mm():
+    if torch.cuda.get_device_capability() < (8, 9):
+        pytest.skip("needs sm89+ for FP8")
+    assert rc.linear_check(rc.make_recipe("fp8", "cuda"), "cuda") < 0.08

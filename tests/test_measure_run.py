@@ -1,0 +1,150 @@
+"""The measurement path end to end on CPU on small models built in code: microbench profile -> measured runs
+(CSV + metadata + compressed trace, atomic) -> validation (per-op join, end to end, whole-model scaling,
+speed-ups). Under a minute on CI's 2 cores. The committed CPU campaign validates too."""
+import gzip
+import json
+import time
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from planner.cli import main  # noqa: E402
+from planner.measure.harness import measure_model  # noqa: E402
+from planner.measure.microbench import roofline_for_profile, run_microbench  # noqa: E402
+from planner.measure.runs import CSV_COLUMNS, profile_path, read_run, write_json  # noqa: E402
+from planner.specs import ModelSpec  # noqa: E402
+from planner.validate import list_measured_runs, validate_run  # noqa: E402
+
+TINY = ModelSpec.model_validate({
+    "id": "tiny-llama", "name": "tiny", "category": "llm", "config_source": "test",
+    "arch": {"kind": "decoder", "n_layers": 6, "d_model": 128, "n_heads": 4, "n_kv_heads": 2, "d_ff": 256,
+             "vocab_size": 256, "gated_mlp": True, "norm": "rmsnorm", "position": "rope", "max_context": 128}})
+TINY_VIT = ModelSpec.model_validate({
+    "id": "tiny-vit", "name": "tiny vit", "category": "vision", "config_source": "test",
+    "arch": {"kind": "vit", "image_size": 32, "patch_size": 8, "n_layers": 4, "d_model": 64, "n_heads": 4,
+             "d_ff": 128, "n_classes": 10}})
+
+
+@pytest.fixture(scope="module")
+def campaign(tmp_path_factory):
+    root = tmp_path_factory.mktemp("measurements")
+    t0 = time.perf_counter()
+    prof = run_microbench("cpu", quick=True, reps=2, schemes=["fp32", "int8"])
+    write_json(profile_path(root, prof["device"]), prof)
+    runs = {p: measure_model(TINY, p, batch=2, input_len=16, output_len=4, layers=2, reps=2, warmup=1,
+                             out_root=root, progress=False) for p in ("fp32", "w8a8")}
+    vit = measure_model(TINY_VIT, "fp32", batch=2, layers=2, reps=2, out_root=root, progress=False, trace=False)
+    return root, prof, runs, vit, time.perf_counter() - t0
+
+
+def test_measurement_path_runs_in_under_a_minute(campaign):
+    assert campaign[4] < 60
+
+
+def test_profile_gives_a_session_accelerator(campaign):
+    _, prof, _, _, _ = campaign
+    acc, cal = roofline_for_profile(prof)
+    assert acc.peak_dense.fp32_tflops * 1e12 == pytest.approx(prof["gemm"]["fp32"]["achievable_flops_s"])
+    assert acc.peak_dense.int8_tops * 1e12 == pytest.approx(prof["gemm"]["int8"]["achievable_flops_s"])
+    streams = [g["stream_bytes_s"] for g in prof["gemm"].values()]
+    assert acc.bandwidth_bytes_s == pytest.approx(max([prof["memory"]["read_bytes_s"]] + streams))
+    eng = cal.engines["eager"]
+    assert eng.gemm_compute_frac == 1.0 and eng.mem_frac == 1.0
+    assert eng.launch_overhead_s == pytest.approx(prof["launch_overhead_s"])
+    assert 1 <= eng.overlap_p <= 64
+
+
+def test_run_files_and_metadata(campaign):
+    _, _, runs, _, _ = campaign
+    r = runs["w8a8"]
+    meta, rows = read_run(r["csv"])
+    with open(r["csv"]) as f:
+        assert f.readline().strip().split(",") == CSV_COLUMNS
+    for k in ("device", "model", "precision", "batch", "reps", "date", "command", "layers_measured",
+              "layers_total", "phases", "recipe", "device_info", "model_spec", "peak_memory_bytes"):
+        assert k in meta
+    info = meta["device_info"]
+    assert info["torch"] == torch.__version__ and info["packages"]["torch"] and info["threads"] >= 1
+    assert meta["recipe"]["int8_backend"] == "onednn" and meta["recipe"]["granularity"] == "per-tensor-static"
+    assert (meta["layers_measured"], meta["layers_total"]) == (2, 6)
+    assert meta["phases"]["decode"]["steps"] == 3
+    names = {(x["phase"], x["name"]) for x in rows}
+    assert {("prefill", "attn_qkv"), ("decode", "mlp_down"), ("decode", "step")} <= names
+    assert all(x["measured_s"] > 0 and x["reps"] == 2 for x in rows)
+    qkv = next(x for x in rows if x["phase"] == "prefill" and x["name"] == "attn_qkv")
+    assert qkv["scope"] == "layer" and qkv["instances"] == 2            # one per layer built
+    for run in runs.values():                                            # 2*M*K*N x 2 layers, M = 2 x 16 tokens
+        x = next(x for x in read_run(run["csv"])[1] if x["phase"] == "prefill" and x["name"] == "attn_qkv")
+        assert x["profiler_flops"] == pytest.approx(2 * 2 * 16 * 128 * (128 + 2 * 64) * 2)
+    trace = json.loads(gzip.open(r["csv"].replace(".csv", ".trace.json.gz")).read())
+    assert any(e.get("name") == "attn_qkv" for e in trace["traceEvents"])
+
+
+def test_validation_joins_rows_and_reports(campaign):
+    _, _, runs, _, _ = campaign
+    v = validate_run(runs["w8a8"]["json"])
+    for k in ("device", "model", "precision", "op_mdape_pct", "e2e_abs_pct_error", "speedups", "rows"):
+        assert k in v
+    assert set(v["e2e_abs_pct_error"]) == {"prefill", "decode"}
+    joined = {(r["phase"], r["name"]) for r in v["rows"] if r["predicted_s"] and r["measured_s"]}
+    assert {("prefill", "attn_qkv"), ("prefill", "mlp_up"), ("decode", "lm_head"), ("decode", "attn_score")} <= joined
+    for r in v["rows"]:
+        if r["predicted_s"] and r["measured_s"]:
+            assert r["error_pct"] == pytest.approx((r["predicted_s"] / r["measured_s"] - 1) * 100)
+    w = v["e2e"]["prefill"]["whole_model"]
+    assert w["layer_scale"] == 3 and w["layers_total"] == 6
+    s = v["speedups"]["w8a8_over_fp32_decode"]
+    assert s["measured"] > 0 and s["predicted"] > 0
+
+
+def test_vision_run_validates(campaign):
+    v = validate_run(campaign[3]["json"])
+    assert set(v["e2e"]) == {"vision"}
+    assert {"patch_embed", "attn_qkv", "head"} <= {r["name"] for r in v["rows"] if r["measured_s"]}
+
+
+def test_validate_cli_table_and_json(campaign, capsys):
+    root, _, runs, _, _ = campaign
+    assert main(["validate", runs["fp32"]["csv"], "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["precision"] == "fp32" and out["rows"]
+    assert main(["validate", str(root)]) == 0
+    text = capsys.readouterr().out
+    assert "end to end prefill" in text and "speed-up w8a8 over fp32" in text
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["measure", "--model", "nope-7b"], "unknown model"),
+    (["measure", "--model", "llama-2-7b", "--batch", "0"], "positive integers"),
+    (["measure", "--model", "llama-2-7b", "--precision", "fp8"], "CUDA"),
+    (["measure", "--model", "llama-2-7b", "--device", "tpu"], "device must be"),
+    (["measure", "--model", "r2gengpt", "--layers", "1"], "pipeline"),
+    (["measure", "--model", "llama-2-70b"], "--layers"),
+    (["validate", "/nonexistent/run.csv"], "not a measured run"),
+    (["smoothquant", "--alpha", "2"], "alpha"),
+    (["smoothquant", "--granularity", "per-row"], "granularity"),
+])
+def test_bad_input_is_one_line_exit_2(args, msg, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert msg in err and "\n" not in err
+
+
+def test_microbench_without_cuda_is_refused(capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert main(["microbench", "--device", "cuda"]) == 2
+    assert "CUDA is not available" in capsys.readouterr().err
+
+
+def test_committed_measurements_validate():
+    """Every committed run has its metadata, a device profile and validates (figures: benchmarks/cpu_validation.py)."""
+    runs = list_measured_runs()
+    if not runs:
+        pytest.skip("no committed measurements")
+    for j in runs:
+        meta, _ = read_run(j)
+        assert meta["device_info"]["torch"] and meta["reps"] >= 2 and meta["command"]
+        v = validate_run(j)
+        assert v["rows"] and all(x >= 0 for x in v["e2e_abs_pct_error"].values())
