@@ -43,6 +43,7 @@ class FamilyEff(_Strict):
 class PrecisionEff(_Strict):
     gemm_scale: float = Field(gt=0, le=1.5)          # GEMM compute efficiency vs the plain GEMM of the same engine
     mem_scale: float = Field(1.0, gt=0, le=1.5)      # GEMM weight-streaming efficiency vs the plain GEMM
+    overlap_p: float | None = Field(None, ge=1, le=64)  # this scheme's GEMM compute/memory overlap (None: engine's)
     basis: str
 
 

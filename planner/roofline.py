@@ -157,8 +157,10 @@ def evaluate_phase(c: CompiledOps, hw: HwArrays, eng: EngineEff, prec: Precision
     mem_rate = bw * np.minimum(eng.mem_frac * cfg(hw.mem_scale) * col(np.where(is_gemm, prec.mem_scale, 1.0)), 1.0)
     tm = np.where(comm, 0.0, byts / mem_rate)
     hi, lo = np.maximum(tc, tm), np.minimum(tc, tm)
+    # a device profile may measure a scheme's own GEMM overlap (small-M CPU GEMMs overlap poorly)
+    p = col(np.where(is_gemm, prec.overlap_p or eng.overlap_p, eng.overlap_p))
     with np.errstate(divide="ignore", invalid="ignore"):
-        t = np.where(hi > 0, hi * (1.0 + (lo / hi) ** eng.overlap_p) ** (1.0 / eng.overlap_p), 0.0)
+        t = np.where(hi > 0, hi * (1.0 + (lo / hi) ** p) ** (1.0 / p), 0.0)
     overhead = np.broadcast_to(col(c.launches) * unfused * eng.launch_overhead_s, t.shape)
 
     tpc = cfg(tp)

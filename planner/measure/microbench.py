@@ -261,9 +261,11 @@ def _precision_effs(prof: dict, bw: float) -> dict[str, dict]:
         g = prof["gemm"][scheme]
         gs = min(max(g["achievable_flops_s"] / slots[slot], 0.01), 1.5)
         ms = min(max(g["stream_bytes_s"] / bw, 0.01), 1.5)
+        p_exp = fit_overlap(prof, only=scheme)     # from the stored sweep points: no new measurement
         for pid in pids:
-            out[pid] = {"gemm_scale": gs, "mem_scale": ms,
-                        "basis": f"measured: {scheme} GEMM rate / {slot} slot, M=1 streaming rate / read bandwidth"}
+            out[pid] = {"gemm_scale": gs, "mem_scale": ms, "overlap_p": p_exp,
+                        "basis": f"measured: {scheme} GEMM rate / {slot} slot, M=1 streaming rate / read bandwidth, "
+                                 f"overlap exponent fitted to the {scheme} GEMM sweep"}
     return out
 
 
@@ -355,12 +357,15 @@ def _predict_point(p: dict, rate: float, bw: float, p_exp: float, launch: float)
     return hi * (1 + (lo / hi) ** p_exp) ** (1 / p_exp) + launch
 
 
-def _point_errors(prof: dict, p_exp: float) -> list[float]:
-    """|log(pred/meas)| of every GEMM point of the schemes the roofline uses, with the scheme's own achievable
-    rate and streaming rate (as the roofline sees them: slot peak x gemm_scale, bandwidth x mem_scale)."""
+def _point_errors(prof: dict, p_exp: float, only: str | None = None) -> list[float]:
+    """|log(pred/meas)| of every GEMM point of the schemes the roofline uses (or of scheme ``only``), with the
+    scheme's own achievable rate and streaming rate (as the roofline sees them: slot peak x gemm_scale,
+    bandwidth x mem_scale)."""
     errs = []
     for scheme, g in prof["gemm"].items():
         if scheme not in PRECISION_OF:        # informational kernels (fbgemm, _int_mm on CPU) the recipes do not run
+            continue
+        if only is not None and scheme != only:
             continue
         for p in g["points"]:
             pred = _predict_point(p, g["achievable_flops_s"], g["stream_bytes_s"], p_exp, prof.get("launch_overhead_s", 0))
@@ -368,10 +373,13 @@ def _point_errors(prof: dict, p_exp: float) -> list[float]:
     return errs
 
 
-def fit_overlap(prof: dict) -> float:
-    """The p of t = (tc^p + tm^p)^(1/p) that best reproduces the GEMM sweep (median |log error|)."""
-    grid = [1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0, 8.0, 16.0, 64.0]
-    return min(grid, key=lambda p: statistics.median(_point_errors(prof, p)))
+OVERLAP_GRID = [1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0, 8.0, 16.0, 64.0]
+
+
+def fit_overlap(prof: dict, only: str | None = None) -> float:
+    """The p of t = (tc^p + tm^p)^(1/p) that best reproduces the GEMM sweep (median |log error|), over all
+    schemes or over scheme ``only``."""
+    return min(OVERLAP_GRID, key=lambda p: statistics.median(_point_errors(prof, p, only)))
 
 
 def gemm_fit_mdape(prof: dict, p_exp: float) -> float:
