@@ -134,27 +134,21 @@ def parse_events(events, op_names: set[str], cuda: bool, steps: int) -> tuple[di
             p = p.cpu_parent
         return False
 
-    def kernels(e) -> int:
-        """Kernel events under a region, stopping at nested regions (those count for themselves)."""
-        n, stack = 0, list(e.cpu_children)
+    def own_events(e):
+        """Events under a region, stopping at nested regions (those count for themselves)."""
+        stack = list(e.cpu_children)
         while stack:
             c = stack.pop()
             if c.name in op_names:
                 continue
-            if "::" in c.name:
-                n += len(c.kernels) if cuda else 1
+            yield c
             stack.extend(c.cpu_children)
-        return n
+
+    def kernels(e) -> int:
+        return sum((len(c.kernels) if cuda else 1) for c in own_events(e) if "::" in c.name)
 
     def flops(e) -> float:
-        f, stack = 0.0, list(e.cpu_children)
-        while stack:
-            c = stack.pop()
-            if c.name in op_names:
-                continue
-            f += float(c.flops or 0) or kernel_flops(c.name, c.input_shapes)
-            stack.extend(c.cpu_children)
-        return f
+        return sum(float(c.flops or 0) or kernel_flops(c.name, c.input_shapes) for c in own_events(e))
 
     child_time: dict[int, float] = defaultdict(float)
     for e in regions:
