@@ -177,3 +177,30 @@ def test_plan_page_in_the_browser(app, shots):
     assert page.locator(".js-plotly-plot").count() == 3
     page.screenshot(path=str(shots / "plan.png"))
     page.close()
+
+
+def test_plan_page_department_upload(app, shots, tmp_path):
+    """A new user uploads a department file (several workloads on one fleet), then a broken one."""
+    pytest.importorskip("planner.capacity", reason="capacity planning (issue 4) is not in this tree yet")
+    url, ctx = app
+    page = ctx.new_page()
+    page.goto(f"{url}/?source=department+file&gpus=l40s,l4&precisions=fp8")
+    settle(page)
+    dept = ROOT / "data" / "departments" / "example-academic-centre.yaml"
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(dept))
+    page.get_by_role("button", name="Plan", exact=True).click()
+    page.wait_for_selector('[data-testid="stMetric"]', timeout=120_000)
+    settle(page, timeout_ms=120_000)
+    assert "Traceback" not in page.content()
+    assert metric(page, "Accelerators")
+    page.screenshot(path=str(shots / "plan-department.png"), full_page=True)
+
+    bad = tmp_path / "broken-department.yaml"
+    bad.write_text(dept.read_text().replace("annual_exams:", "annual_exams: -5\nx_annual:", 1))
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(bad))
+    page.get_by_role("button", name="Plan", exact=True).click()
+    page.wait_for_selector('[data-testid="stAlertContentError"]', timeout=60_000)
+    settle(page)
+    err = " ".join(alerts(page, "Error"))
+    assert "Department file not accepted" in err and "Traceback" not in page.content()
+    page.close()
