@@ -29,6 +29,8 @@ from planner.cost import cost_params, tco_at_electricity
 from planner.errors import PlannerError, check_positive_int
 from planner.fleet import (CO_LOCATED_MAX_SEQS, Placed, clusters_ok, max_volume_scale, pack,  # noqa: F401
                            simulate_cluster, solo_cluster, year_fails)
+from planner.mig import (MEMORY_SLICES, MIG_ASSUMPTION, MIG_COST_ASSUMPTION, fleet_label, max_slices, physical,
+                         registered, slice_accelerator)
 from planner.options import Group, assemble, evaluate_group, make_groups, pareto_ids
 from planner.plan_assumptions import describe_workload, model_validation, plan_assumptions
 from planner.screen import (BATCHES, FALLBACK, HEADROOM, TPS, Candidate, peak_rate, screen,  # noqa: F401
@@ -88,24 +90,42 @@ def _check_args(years, growth, hours, max_gpus, max_options, seed):
 
 def plan(target, gpus=None, precisions=None, years: int = 4, growth: float = 0.05,
          electricity_usd_per_kwh: float = 0.13, pue: float = 1.6, seed: int = 0, hours: float = 24,
-         engine: str = "optimized", max_gpus: int = 64, max_options: int = 10, **cost_overrides) -> dict:
+         engine: str = "optimized", max_gpus: int = 64, max_options: int = 10, mig: bool = True,
+         **cost_overrides) -> dict:
     """Ranked hardware options for a workload or a department (object, preset id or file path). JSON-ready:
     ``options`` best first (TCO per year), ``pareto``, ``recommendation`` and ``alternatives``, ``assumptions``
     ({name, value, unit, source}), ``utilisation_by_hour`` per option id, ``sensitivity``, ``validation``, and
-    ``closest`` with a ``message`` when nothing meets the target."""
+    ``closest`` with a ``message`` when nothing meets the target. With ``mig`` (default), accelerators with MIG
+    (hw_specs mig_max_slices) are also considered as k < mig_max_slices 1g slices of one GPU (planner.mig):
+    such options have ``mig`` "1g", ``slices`` k and a ``count`` of k / mig_max_slices GPUs."""
     t0, sims0 = time.perf_counter(), simulations_so_far()
     years, growth, hours, max_gpus, max_options, seed = _check_args(years, growth, hours, max_gpus, max_options, seed)
     kind, tid, name, workloads, skipped, dept = resolve(target)
     params = cost_params(electricity_usd_per_kwh=electricity_usd_per_kwh, pue=pue, **cost_overrides)
     gpu_ids = list(dict.fromkeys(gpus)) if gpus else catalog.list_gpus()
     accs = [catalog.load_gpu(g) for g in gpu_ids]
+    slices = [s for s in map(slice_accelerator, accs) if s is not None] if mig else []
+    with registered(slices):
+        return _plan(t0, sims0, kind, tid, name, workloads, skipped, dept, params, gpu_ids, accs, slices,
+                     precisions, years, growth, seed, hours, engine, max_gpus, max_options)
+
+
+def _plan(t0, sims0, kind, tid, name, workloads, skipped, dept, params, gpu_ids, accs, slices, precisions,
+          years, growth, seed, hours, engine, max_gpus, max_options) -> dict:
     llm_prec = tuple(precisions) if precisions else LLM_PRECISIONS
-    screened, rejected = {}, []
+    screened, rejected, n_mig_rejected = {}, [], 0
     for w in workloads:
         vision = catalog.load_model(w.model).category == "vision"
         precs = tuple(precisions) if precisions else (VISION_PRECISIONS if vision else LLM_PRECISIONS)
         screened[w.id], rej = screen(w, accs, precs, engine, params, max_gpus)
         rejected += rej
+        by_cap = {}                  # MIG slices: at most mig_max_slices - 1 of one GPU (planner.mig.max_slices)
+        for s in slices:
+            by_cap.setdefault(min(max_gpus, max_slices(s.id)), []).append(s)
+        for cap, group in by_cap.items():
+            cands, rej = screen(w, group, precs, engine, params, cap)
+            screened[w.id] += cands
+            n_mig_rejected += len(rej)          # not offered as 'closest': a slice is never the way out
     groups = make_groups(kind, workloads, screened, llm_prec, params)
     found, attempts, sims, cut = _branch_and_bound(kind, groups, params, hours, seed, engine, max_gpus,
                                                    max_options, dept, t0)
@@ -118,6 +138,14 @@ def plan(target, gpus=None, precisions=None, years: int = 4, growth: float = 0.0
               "pareto": pareto_ids(options), "utilisation_by_hour": {o["id"]: u for o, u, _ in found},
               "assumptions": plan_assumptions(params, workloads, dept, hours, seed, engine, years, growth),
               "validation": model_validation(), "feasible": bool(options)}
+    if slices:
+        result["mig_considered"] = sorted(physical(s.id)[0].id for s in slices)
+    if any(o.get("mig") for o in options):
+        result["assumptions"] += [
+            {"name": "mig_1g_profile", "value": f"1/7 compute (1/mig_max_slices), "
+             f"1/{MEMORY_SLICES} memory and bandwidth", "unit": "share of one GPU per slice", "source": MIG_ASSUMPTION},
+            {"name": "mig_slice_cost", "value": "1/7", "unit": "share of one GPU's power and price per slice",
+             "source": MIG_COST_ASSUMPTION}]
     for o in options:
         o["pareto"] = o["id"] in result["pareto"]
     result["recommendation"], result["alternatives"] = _recommend(options)
@@ -128,10 +156,10 @@ def plan(target, gpus=None, precisions=None, years: int = 4, growth: float = 0.0
         result["message"] = (f"{len(options)} option(s) meet {_targets(workloads)}; recommended: "
                              f"{_label(options[0])}")
     else:
-        result["closest"] = _closest(attempts, rejected)
+        result["closest"] = _closest([s for s in attempts if physical(s.cand.gpu) is None], rejected)
         result["message"] = _impossible_message(workloads, result["closest"])
         result["sensitivity"] = {}
-    result["search"] = {"screened": sum(len(v) for v in screened.values()) + len(rejected),
+    result["search"] = {"screened": sum(len(v) for v in screened.values()) + len(rejected) + n_mig_rejected,
                         "survived_screen": sum(len(v) for v in screened.values()), "options_simulated": len(attempts),
                         "sizing_simulations": sims, "simulations": simulations_so_far() - sims0,
                         "stopped_by_time_budget": cut, "elapsed_s": time.perf_counter() - t0}
@@ -151,7 +179,9 @@ def _branch_and_bound(kind, groups, params, hours, seed, engine, max_gpus, max_o
         if time.perf_counter() - t0 > TIME_BUDGET_S and found:
             cut = True
             break
-        clusters, tried = evaluate_group(kind, grp, hours, seed, engine, max_gpus)
+        cap = max_slices(grp.gpu)           # MIG slices: fewer than one whole GPU
+        clusters, tried = evaluate_group(kind, grp, hours, seed, engine,
+                                         max_gpus if cap is None else min(cap, max_gpus))
         attempts += tried
         sims += sum(s.sims for s in tried)
         if clusters is not None:
@@ -176,7 +206,7 @@ def _refine(kind, found, params, hours, seed, engine, max_gpus, dept, years, gro
             better = try_smaller_limits(s, hours, seed, engine, max_gpus)
             if better is not s:
                 clusters = [solo_cluster(better)]
-                grp = Group(opt["gpu"], opt["precision"], [[better.cand]], None, 0)
+                grp = Group(better.cand.gpu, opt["precision"], [[better.cand]], None, 0)   # a MIG slice id too
                 opt, util = assemble(kind, grp, clusters, params, hours, dept)
         if k < 3:                 # the likely top 3 get the full volume bisection (reused by _sensitivity)
             cap = max_volume_scale(clusters, hours, seed, hi=SENSITIVITY_MAX_SCALE)
@@ -270,5 +300,5 @@ def _label(o: dict) -> str:
     name, p95 = ("p95 TTFT", o["p95_ttft_s"]) if ttft_only else ("p95", o["p95_latency_s"])
     speed = (f"done in {max(span) / HOUR:.3g} h" if len(span) == len(o["workloads"]) else
              f"{name} {p95:.3g} s" if p95 is not None else "no studies in the simulated period")
-    return f"{o['count']} x {o['gpu']} ({o['precision']}, tp {o['tp']}), {speed}, {tco}"
+    return f"{fleet_label(o)} ({o['precision']}, tp {o['tp']}), {speed}, {tco}"
 

@@ -34,6 +34,8 @@ def register(sub, add_common) -> dict:
     p.add_argument("--p95-target-s", type=float, default=None, help="override the p95 latency target (seconds)")
     p.add_argument("--max-gpus", type=int, default=64, help="largest fleet considered (default 64)")
     p.add_argument("--max-options", type=int, default=10, help="options listed (default 10)")
+    p.add_argument("--no-mig", action="store_true",
+                   help="do not consider MIG 1g slices of GPUs that support MIG (A100, H100, H200, B200, GH200)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--hours", type=float, default=24, help="simulated hours per configuration (default 24)")
     p.add_argument("--engine", default="optimized", help="optimized, compiled or eager")
@@ -145,7 +147,7 @@ def cmd_plan(args) -> int:
     r = plan(target, gpus=_csv_list(args.gpus), precisions=_csv_list(args.precisions), years=args.years,
              growth=args.growth, electricity_usd_per_kwh=args.electricity, pue=args.pue, seed=args.seed,
              hours=args.hours, engine=args.engine, max_gpus=args.max_gpus, max_options=args.max_options,
-             **overrides)
+             mig=not args.no_mig, **overrides)
     if args.report:
         from planner.report import plan_report_html
         _write_atomic(args.report, plan_report_html(r))
@@ -178,6 +180,7 @@ def _with_p95(target, p95: float):
 
 def _print_plan(r: dict, single: bool) -> None:
     import pandas as pd
+    from planner.mig import fleet_label
     print(f"{r['name']}: {r['message']}")
     for s in r.get("skipped", []):
         print(f"  not planned: {s['workload']}: {s['reason']}")
@@ -190,14 +193,15 @@ def _print_plan(r: dict, single: bool) -> None:
                            float_format=lambda v: f"{v:,.3g}" if abs(v) < 1000 else f"{v:,.0f}"))
         rec = r["recommendation"]
         tco = "no purchase price" if rec["tco_per_year_usd"] is None else f"${rec['tco_per_year_usd']:,.0f}/yr TCO"
-        print(f"\nRecommended: {rec['count']} x {rec['gpu']} ({rec['precision']}, tp {rec['tp']}): {tco}, "
+        print(f"\nRecommended: {fleet_label(rec)} ({rec['precision']}, tp {rec['tp']}): {tco}, "
               f"p95 {_g(rec['p95_latency_s'])} s")
         if not single:
             for w in rec["workloads"]:
                 shared = f", shares its GPUs with {', '.join(w['shares_gpu_with'])}" if w["shares_gpu_with"] else ""
-                print(f"  {w['workload']}: {w['count']} GPU(s), {w['precision']}, tp {w['tp']}, "
+                n = f"{w['slices']} MIG {w['mig']} slice(s)" if w.get("mig") else f"{w['count']} GPU(s)"
+                print(f"  {w['workload']}: {n}, {w['precision']}, tp {w['tp']}, "
                       f"p95 {_g(w['p95_latency_s'])} s{shared}")
-        alts = ", ".join(f"{a['count']} x {a['gpu']} ({a['precision']})" for a in r["alternatives"])
+        alts = ", ".join(f"{fleet_label(a)} ({a['precision']})" for a in r["alternatives"])
         print(f"Alternatives: {alts or '-'}")
     else:
         for c in r.get("closest", []):

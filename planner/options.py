@@ -12,6 +12,7 @@ import numpy as np
 from planner import catalog
 from planner.cost import HOURS_PER_YEAR, fleet_costs
 from planner.fleet import Placed, pack, replica_tp, solo_cluster
+from planner.mig import as_physical, relabel
 from planner.screen import FALLBACK, Candidate, cost_lower_bound, studies_per_year
 from planner.serving import target_ratio
 from planner.sizing import size
@@ -96,7 +97,7 @@ def assemble(kind: str, grp: Group, clusters, params, hours: float, dept: Depart
     placed = [(p, r) for pl, rs, _ in clusters for p, r in zip(pl, rs)]
     spy = dept.annual_exams if dept is not None and dept.annual_exams else sum(
         studies_per_year(p.sized.cand.workload) for p, _ in placed)
-    costs = fleet_costs(acc, count, gpu_kwh, spy, params)
+    costs = fleet_costs(*as_physical(acc, count), gpu_kwh, spy, params)   # k MIG slices: k/7 of a GPU
     n_h = int(math.ceil(hours))
     util = np.zeros(n_h)
     for _, _, f in clusters:
@@ -122,6 +123,7 @@ def assemble(kind: str, grp: Group, clusters, params, hours: float, dept: Depart
     opt.update(costs)
     if single:
         opt["batching"] = rows[0]["batching"]
+    relabel(opt)                     # MIG slices: gpu = the physical id, mig, slices, fractional count
     return opt, [float(x) for x in util]
 
 

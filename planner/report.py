@@ -13,6 +13,8 @@ import html
 import io
 import json
 
+from planner.mig import fleet_label
+
 CSV_COLUMNS = ("id", "gpu", "count", "precision", "tp", "replicas", "meets_target", "p50_latency_s", "p95_latency_s",
                "p99_latency_s", "p95_ttft_s", "p95_vs_target", "utilisation", "peak_hour_utilisation",
                "memory_gb_per_gpu", "tco_per_year_usd", "cost_per_1000_studies_usd", "capex_usd",
@@ -85,7 +87,7 @@ def _latency_cost_chart(plan: dict) -> str:
             x=[o["tco_per_year_usd"] for o in pts], y=y, mode="markers", name=gpu,
             marker=dict(size=[14 if o.get("pareto") else 9 for o in pts],
                         symbol=["star" if o.get("pareto") else "circle" for o in pts]),
-            text=[f"{o['id']}<br>{o['count']} GPUs, {o['precision']}, tp {o['tp']}" for o in pts],
+            text=[f"{o['id']}<br>{_e(fleet_label(o))}, {o['precision']}, tp {o['tp']}" for o in pts],
             hovertemplate="%{text}<br>TCO $%{x:,.0f}/yr<br>%{y:.3g}<extra></extra>"))
     target = None
     if single:
@@ -157,7 +159,7 @@ def _card(o: dict, title: str, years: int) -> str:
     fy = o.get("fails_in_year")
     growth = (f"meets the target through year {years}" if fy is None else
               f"stops meeting the target in year {fy}")
-    items = [("Fleet", f"{o['count']} x {_e(o['gpu'])}, {_e(o['precision'])}, tp {o['tp']}, "
+    items = [("Fleet", f"{_e(fleet_label(o))}, {_e(o['precision'])}, tp {o['tp']}, "
                        f"{o['replicas']} replica(s)"),
              ("p95 latency", f"{_num(o['p95_latency_s'])} s" + (f" (p95 TTFT {_num(o['p95_ttft_s'])} s)"
                                                                   if o.get("p95_ttft_s") else "")),

@@ -51,7 +51,10 @@ def studies_per_year(w: Workload) -> float:
 
 
 def cost_lower_bound(acc, count: int, w: Workload, params) -> float | None:
-    """Yearly cost of ``count`` accelerators that stay idle all year: no option with that many is cheaper."""
+    """Yearly cost of ``count`` accelerators that stay idle all year: no option with that many is cheaper.
+    MIG slices are costed as their share of the physical GPU (planner.mig.as_physical)."""
+    from planner.mig import as_physical
+    acc, count = as_physical(acc, count)
     idle_kwh = acc.power.idle_w * count * HOURS_PER_YEAR / 1000
     return fleet_costs(acc, count, idle_kwh, studies_per_year(w), params)["tco_per_year_usd"]
 

@@ -243,6 +243,39 @@ class CnnArch(Strict):
     bn_size: int | None = None                    # densenet bottleneck width factor
 
 
+class Unet3dArch(Strict):
+    """A DynUNet/nnU-Net-style 3D U-Net generated layer by layer in planner/arch/unet3d.py (MONAI DynUNet with
+    res_block off: per stage ``convs_per_stage`` conv+InstanceNorm(affine)+LeakyReLU, the first conv with the
+    stage stride; decoder: transposed conv (kernel = stride), concat with the skip, the same conv block;
+    1x1x1 output conv). One "image" is one cubic patch of ``patch_size``^3 voxels."""
+    kind: Literal["unet3d"] = "unet3d"
+    in_channels: int = Field(1, ge=1)
+    n_classes: int = Field(ge=1)
+    patch_size: int = Field(ge=1)                 # cubic patch edge, voxels
+    filters: list[int]                            # channels per stage, encoder top to bottleneck
+    strides: list[int]                            # stride of each stage's first conv (first stage usually 1)
+    kernel: int = Field(3, ge=1)                  # cubic conv kernel of every stage
+    convs_per_stage: int = Field(2, ge=1)
+    deep_supervision: Literal[False] = False      # only inference without deep-supervision heads is modelled
+
+    @model_validator(mode="after")
+    def _stages_consistent(self):
+        if len(self.filters) < 2 or len(self.filters) != len(self.strides):
+            raise ValueError(f"filters ({len(self.filters)}) and strides ({len(self.strides)}) need one entry per "
+                             "stage, at least 2 stages")
+        if any(f < 1 for f in self.filters) or any(s < 1 for s in self.strides):
+            raise ValueError("filters and strides must be positive")
+        if self.kernel % 2 == 0:
+            raise ValueError(f"kernel {self.kernel} must be odd (same padding)")
+        down = 1
+        for s in self.strides:
+            down *= s
+        if self.patch_size % down:
+            raise ValueError(f"patch_size {self.patch_size} is not divisible by the total stride {down}: the "
+                             "decoder could not restore the skip sizes")
+        return self
+
+
 class Projector(Strict):
     kind: Literal["linear", "mlp", "qformer", "perceiver"]
     in_dim: int = Field(ge=1)
@@ -272,7 +305,7 @@ class PipelineArch(Strict):
     output_tokens: int = Field(ge=1)
 
 
-Arch = DecoderArch | VitArch | SwinArch | CnnArch | PipelineArch
+Arch = DecoderArch | VitArch | SwinArch | CnnArch | Unet3dArch | PipelineArch
 
 
 class ModelSpec(Strict):

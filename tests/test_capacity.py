@@ -11,6 +11,7 @@ from planner import catalog
 from planner.capacity import pareto_ids, plan
 from planner.cost import CostParams, fleet_costs
 from planner.errors import PlannerError, UnknownIdError
+from planner.workload_specs import Workload
 
 OPTION_KEYS = ("gpu", "count", "precision", "tp", "p95_latency_s", "meets_target", "tco_per_year_usd",
                "cost_per_1000_studies_usd", "energy_kwh_per_year")
@@ -87,15 +88,26 @@ def test_department_shares_one_fleet():
         r["options"][0]["tco_per_year_usd"] / 670_000 * 1000)          # per study of the department
 
 
-def test_department_skips_presets_that_are_not_plannable_and_says_why(tmp_path):
+def _not_plannable(pid: str = "stroke-ct-fastpath") -> dict:
+    """A preset as written, marked not yet plannable (no shipped preset is any more)."""
+    d = catalog.read_yaml(catalog.WORKLOADS_DIR / f"{pid}.yaml")
+    return {**d, "plannable": False, "not_plannable_reason": "no 3D model in the catalog"}
+
+
+def test_department_skips_workloads_that_are_not_plannable_and_says_why(tmp_path):
     d = {"id": "ct-dept", "name": "CT", "workloads": [{"preset": "ct-3d-report-radfm"},
-                                                      {"preset": "ct-totalsegmentator-1p5mm"}]}
+                                                      {"workload": _not_plannable("ct-totalsegmentator-1p5mm")}]}
     path = tmp_path / "ct.yaml"
     path.write_text(json.dumps(d))          # JSON is YAML
     r = plan(str(path), gpus=["l40s"], precisions=["fp8"], max_options=1)
     assert [s["workload"] for s in r["skipped"]] == ["ct-totalsegmentator-1p5mm"]
     assert "3D" in r["skipped"][0]["reason"]
     assert r["feasible"] and [w["workload"] for w in r["options"][0]["workloads"]] == ["ct-3d-report-radfm"]
+
+
+def test_ct_segmentation_preset_is_plannable_with_ranked_options():
+    r = plan("ct-totalsegmentator-1p5mm", gpus=["l40s", "h100-sxm"], precisions=["fp16"], max_options=3)
+    assert r["feasible"] and r["options"] and r["recommendation"] is not None
 
 
 def test_growth_year_in_which_an_option_stops_meeting_the_target():
@@ -136,9 +148,9 @@ def test_bad_plan_input_is_one_line(kwargs, exc, match):
     assert "\n" not in str(e.value)
 
 
-def test_not_plannable_preset_and_unknown_target():
+def test_not_plannable_workload_and_unknown_target():
     with pytest.raises(PlannerError, match="not yet plannable"):
-        plan("stroke-ct-fastpath")
+        plan(Workload(**_not_plannable()))
     with pytest.raises(PlannerError, match="unknown workload preset"):
         plan("error-check")
 

@@ -20,7 +20,8 @@ def run(capsys, *args):
 
 def test_workloads_table_and_json(capsys):
     rc, out, _ = run(capsys, "workloads")
-    assert rc == 0 and "report-error-check-llama3-70b" in out and "not yet plannable" in out
+    assert rc == 0 and "report-error-check-llama3-70b" in out and "ct-totalsegmentator-1p5mm" in out
+    assert "not yet plannable" not in out                      # every preset has a catalog model now
     rc, out, _ = run(capsys, "workloads", "--json")
     data = json.loads(out)
     ids = {w["id"] for w in data["workloads"]}
@@ -89,7 +90,6 @@ def test_impossible_target_exits_3_with_the_closest_options(capsys):
 @pytest.mark.parametrize("args, match", [
     (("plan", "--workload", "missing.yaml"), "does not exist"),
     (("plan", "--preset", "report-error-check", "--gpus", "h100-sxm"), "unknown workload preset"),
-    (("plan", "--preset", "stroke-ct-fastpath"), "not yet plannable"),
     (("plan", "--preset", "impression-summarization", "--gpus", "h100"), "unknown GPU id 'h100'"),
     (("plan", "--preset", "impression-summarization", "--price", "l40s"), "--price expects GPU=NUMBER"),
     (("plan", "--preset", "impression-summarization", "--pue", "0.5"), "cost parameter 'pue'"),
@@ -114,3 +114,17 @@ def test_bad_workload_file_names_field_and_value(capsys, tmp_path):
     p.write_text(yaml.safe_dump(d))
     rc, _, err = run(capsys, "plan", "--workload", str(p))
     assert rc == 2 and "mine.yaml" in err and "arrivals.daily_volume" in err and "-3" in err
+
+
+def test_plan_of_a_workload_marked_not_plannable_says_why(capsys, tmp_path):
+    d = catalog.read_yaml(catalog.WORKLOADS_DIR / "stroke-ct-fastpath.yaml")
+    path = tmp_path / "stroke.yaml"
+    path.write_text(json.dumps({**d, "plannable": False, "not_plannable_reason": "no 3D model"}))   # JSON is YAML
+    rc, out, err = run(capsys, "plan", "--workload", str(path))
+    assert rc == 2 and "not yet plannable: no 3D model" in err and err.count("\n") == 1
+
+
+def test_plan_ct_totalsegmentator_gives_ranked_options(capsys):
+    rc, out, _ = run(capsys, "plan", "--preset", "ct-totalsegmentator-1p5mm", "--gpus", "l40s,h100-sxm",
+                     "--precisions", "fp16")
+    assert rc == 0 and "Recommended:" in out and "option(s) meet ct-totalsegmentator-1p5mm" in out

@@ -236,6 +236,10 @@ def test_bad_input_is_a_planner_error(kwargs, match):
         simulate(**args)
 
 
-def test_not_plannable_preset_says_why():
+def test_not_plannable_workload_says_why():
+    from planner import catalog
+    from planner.workload_specs import Workload
+    d = catalog.read_yaml(catalog.WORKLOADS_DIR / "ct-totalsegmentator-1p5mm.yaml")
+    w = Workload(**{**d, "plannable": False, "not_plannable_reason": "no 3D model in the catalog"})
     with pytest.raises(PlannerError, match="not yet plannable: .*3D"):
-        simulate("ct-totalsegmentator-1p5mm", "h100-sxm", 1, "fp16")
+        simulate(w, "h100-sxm", 1, "fp16")

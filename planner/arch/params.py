@@ -1,7 +1,7 @@
 """Parameter counts from architecture fields, checked in tests against published counts (within 2 %)."""
 from __future__ import annotations
 
-from planner.specs import CnnArch, DecoderArch, ModelSpec, PipelineArch, Projector, SwinArch, VitArch
+from planner.specs import CnnArch, DecoderArch, ModelSpec, PipelineArch, Projector, SwinArch, Unet3dArch, VitArch
 
 
 def _norm_params(d: int, kind: str) -> int:
@@ -85,6 +85,9 @@ def param_count(spec: ModelSpec, experts: int | None = None) -> float:
     if isinstance(a, CnnArch):
         from planner.arch.cnn import cnn_params
         return float(cnn_params(a))
+    if isinstance(a, Unet3dArch):
+        from planner.arch.unet3d import unet3d_params
+        return float(unet3d_params(a))
     if isinstance(a, PipelineArch):
         return (param_count(_resolve(a.vision)) + param_count(_resolve(a.llm), experts)
                 + projector_params(a.projector))

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 
 from planner.arch.decoder import decoder_ops
 from planner.arch.params import kv_bytes_per_token
-from planner.arch.vision import PHASE, cnn_ops, swin_ops, vit_ops
+from planner.arch.vision import PHASE, cnn_ops, swin_ops, unet3d_ops, vit_ops
 from planner.memory import MemoryNeed
 from planner.ops import OpTemplate, gemm
 from planner.quant import PRECISIONS, Precision
 from planner.roofline import CompiledOps, compile_ops, split_by_context
-from planner.specs import CnnArch, DecoderArch, ModelSpec, PipelineArch, Projector, SwinArch, VitArch
+from planner.specs import CnnArch, DecoderArch, ModelSpec, PipelineArch, Projector, SwinArch, Unet3dArch, VitArch
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class ModelPlan:
     precision: Precision                # of the LLM (or of the vision model when standalone)
     vision_precision: Precision | None
     vision: CompiledOps | None          # encoder (+ projector), per image
-    vision_tokens: int                  # S of the vision phase (tokens per image, 1 for CNNs)
+    vision_tokens: int                  # S of the vision phase (tokens per image, 1 for CNNs/U-Nets)
     images_per_request: int
     image_tokens: int                   # tokens the images add to the LLM prompt, per request
     prefill: CompiledOps | None
@@ -62,6 +62,10 @@ def vision_phase_ops(arch, p: Precision) -> tuple[list[OpTemplate], int, float, 
         ops, n = cnn_ops(arch, p)
         peak = max(layer.input_elems() + layer.output_elems() for layer in cnn_layers(arch))
         return ops, n, peak / 4.0, 0.0     # width chosen so 4*width = the largest layer's in+out
+    if isinstance(arch, Unet3dArch):
+        from planner.arch.unet3d import unet3d_peak_live_elems
+        ops, n = unet3d_ops(arch, p)
+        return ops, n, unet3d_peak_live_elems(arch) / 4.0, 0.0   # per patch: largest in+out + held skips
     raise TypeError(f"not a vision arch: {type(arch).__name__}")
 
 

@@ -1,5 +1,6 @@
-"""Vision model ops (phase 'vision'): ViT, Swin and CNNs. B = images; for transformers S = tokens per image
-and C = tokens attended (all of them in a ViT, one window in Swin); CNN ops are per image (monomial B).
+"""Vision model ops (phase 'vision'): ViT, Swin, CNNs and 3D U-Nets. B = images; for transformers S = tokens per
+image and C = tokens attended (all of them in a ViT, one window in Swin); CNN ops are per image (monomial B), and
+a 3D U-Net's "image" is one patch (a CT study is many patches: the workload's images_per_study).
 
 ViT cost per layer (reference radiology_workloads.md §8): 4*N*d^2 + 2*N*d*mlp + 2*N^2*d MACs.
 """
@@ -10,7 +11,7 @@ from dataclasses import replace
 from planner.arch.params import vit_tokens
 from planner.ops import OpTemplate, elementwise, gemm, mono
 from planner.quant import Precision
-from planner.specs import CnnArch, SwinArch, VitArch
+from planner.specs import CnnArch, SwinArch, Unet3dArch, VitArch
 
 PHASE = "vision"
 
@@ -78,23 +79,24 @@ def swin_ops(a: SwinArch, p: Precision) -> tuple[list[OpTemplate], int]:
     return ops, n1
 
 
-# CNN layer kinds -> op names that measured rows join on
-_CNN_NAMES = {"conv": "conv", "norm": "norm", "act": "act", "pool": "pool", "fc": "fc", "concat": "concat",
-              "add": "add"}
+# CNN / U-Net layer kinds -> op names that measured rows join on
+_CNN_NAMES = {"conv": "conv", "conv_transpose": "conv_transpose", "norm": "norm", "act": "act", "pool": "pool",
+              "fc": "fc", "concat": "concat", "add": "add"}
+_CONV_KINDS = ("conv", "conv_transpose")
 
 
-def cnn_ops(a: CnnArch, p: Precision) -> tuple[list[OpTemplate], int]:
-    """One op per layer, per image (monomial B). BN and ReLU are 'fusible': TensorRT folds them into the conv.
-    Activations are stored in the GEMM input dtype: an int8/fp8 CNN engine requantizes in the conv epilogue
-    (TensorRT int8 CNNs keep int8 tensors between layers), unlike LLM W8A8 whose residual stream stays 16-bit."""
-    from planner.arch.cnn import cnn_layers
+def layer_ops(layers, p: Precision) -> list[OpTemplate]:
+    """One op per layer (planner/arch/cnn.py ``Layer`` or planner/arch/unet3d.py ``Layer3d``), per image
+    (monomial B). BN/IN and ReLU are 'fusible': TensorRT folds them into the conv. Activations are stored in the
+    GEMM input dtype: an int8/fp8 CNN engine requantizes in the conv epilogue (TensorRT int8 CNNs keep int8
+    tensors between layers), unlike LLM W8A8 whose residual stream stays 16-bit."""
     ab = p.gemm_in_bytes
     ops = []
-    for layer in cnn_layers(a):
+    for layer in layers:
         name = _CNN_NAMES[layer.kind]
         acts = (layer.input_elems() + layer.output_elems()) * ab
-        if layer.kind in ("conv", "fc"):
-            ops.append(OpTemplate(name, PHASE, "conv" if layer.kind == "conv" else "gemm", 1,
+        if layer.kind in _CONV_KINDS or layer.kind == "fc":
+            ops.append(OpTemplate(name, PHASE, "gemm" if layer.kind == "fc" else "conv", 1,
                                   flops=mono(seq=2.0 * layer.macs()), weight_bytes=mono(one=layer.params() * p.weight_bytes),
                                   act_bytes=mono(seq=acts), kv_bytes=mono(), group=layer.stage,
                                   compute_scale=p.gemm_scale))
@@ -105,4 +107,17 @@ def cnn_ops(a: CnnArch, p: Precision) -> tuple[list[OpTemplate], int]:
                                   # TensorRT folds BN/ReLU/add into the conv and elides concat copies by writing
                                   # each layer's output into the concatenated buffer; eager torch.cat copies
                                   fusible=layer.kind in ("norm", "act", "add", "concat")))
-    return ops, 1
+    return ops
+
+
+def cnn_ops(a: CnnArch, p: Precision) -> tuple[list[OpTemplate], int]:
+    """One op per layer of a 2D CNN, per image (see ``layer_ops``)."""
+    from planner.arch.cnn import cnn_layers
+    return layer_ops(cnn_layers(a), p), 1
+
+
+def unet3d_ops(a: Unet3dArch, p: Precision) -> tuple[list[OpTemplate], int]:
+    """One op per layer of a 3D U-Net, per patch (conv and transposed conv are kind 'conv'; instance norm,
+    LeakyReLU and the skip concat are fusible vector ops)."""
+    from planner.arch.unet3d import unet3d_layers
+    return layer_ops(unet3d_layers(a), p), 1

@@ -156,7 +156,9 @@ else:
         f"{usd(best['cost_per_1000_studies_usd'], '.3g')} per 1,000 studies · "
         f"{best['energy_kwh_per_year']:,.0f} kWh per year")
     m = st.columns(4)
-    m[0].metric("Accelerators", f"{best['count']} x {best['gpu']}", help=f"precision {best['precision']}, tp {best['tp']}")
+    m[0].metric("Accelerators", (f"{best['slices']:g} x MIG {best['mig']} slice(s) of {best['gpu']}"
+                                if isinstance(best.get("mig"), str) else f"{best['count']} x {best['gpu']}"),
+                help=f"precision {best['precision']}, tp {best['tp']}")
     m[1].metric("p95 latency (simulated)", f"{best['p95_latency_s']:.3g} s")
     m[2].metric("TCO per year", usd(best["tco_per_year_usd"]))
     m[3].metric("Per 1,000 studies", usd(best["cost_per_1000_studies_usd"], ".3g"))
