@@ -1,7 +1,8 @@
 """Leave-one-source-family-out cross-validation of the efficiency fit: how well do the fitted factors predict
 rows of a source they were not fitted on? (The honest generalisation figure; the accuracy benchmark is in-sample.)
 
-Usage: .venv/bin/python benchmarks/crossval.py      (about 10 minutes on 2 cores: one fit per family)
+Usage: .venv/bin/python benchmarks/crossval.py [--write]   (about 10 minutes on 2 cores: one fit per family)
+--write stores the figure as crossval_mdape_pct in data/calibration/efficiency.yaml (shown in plan reports).
 """
 import sys
 
@@ -30,6 +31,12 @@ def main() -> int:
         print(f"hold out {fam:5} ({len(test):2} rows): MdAPE {mdape(res):5.1f} %   {errs}", flush=True)
     print(f"\nleave-one-family-out MdAPE over {len(held)} rows: {mdape(held):.1f} % "
           f"(in-sample fit: {catalog.load_calibration().fit_mdape_pct} %)")
+    if "--write" in sys.argv[1:]:
+        data = catalog.load_calibration().model_dump()
+        data["crossval_mdape_pct"] = round(mdape(held), 2)
+        catalog.write_yaml_atomic(catalog.CALIBRATION_FILE, data,
+                                  header="# Written by benchmarks/fit_efficiency.py --write and crossval.py --write\n")
+        print(f"wrote crossval_mdape_pct to {catalog.CALIBRATION_FILE}")
     return 0
 
 

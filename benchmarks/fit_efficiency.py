@@ -107,6 +107,7 @@ def main() -> int:
     if args.write:
         fitted["fitted_on"] = dt.date.today().isoformat()
         fitted["fit_mdape_pct"] = round(mdape(after), 2)
+        fitted["crossval_mdape_pct"] = None     # stale after a refit: run benchmarks/crossval.py --write
         fitted["fitted_parameters"] = [q for p, _, _ in FIT for q in p.split("|")]
         fitted["description"] = (f"Efficiency factors fitted by benchmarks/fit_efficiency.py on {len(rows)} rows of "
                                  f"{args.csv.name}: global parameters only (see fitted_parameters); the rest are "

@@ -208,8 +208,10 @@ def _print_plan(r: dict, single: bool) -> None:
             print(f"  {c['count']} x {c['gpu']} {c['precision']} tp{c['tp']} ({c['workload']}): {c['achieves']}")
     v = r["validation"]
     if v.get("fit_mdape_pct") is not None:
-        print(f"Model error: {v['fit_mdape_pct']:.1f} % MdAPE, in-sample against published_dev "
-              f"(see the report's trust section). Search: {r['search']['simulations']} simulations, "
+        cv = v.get("crossval_mdape_pct")
+        print(f"Model error: {v['fit_mdape_pct']:.1f} % MdAPE in-sample against published_dev"
+              + (f", {cv:.1f} % out of sample (leave one source family out)" if cv is not None else "")
+              + f" (see the report's trust section). Search: {r['search']['simulations']} simulations, "
               f"{r['search']['elapsed_s']:.1f} s.")
 
 

@@ -64,7 +64,8 @@ class Calibration(_Strict):
     description: str
     fitted_by: str
     fitted_on: str
-    fit_mdape_pct: float | None = None
+    fit_mdape_pct: float | None = None           # in-sample, on the rows the factors were fitted to
+    crossval_mdape_pct: float | None = None      # leave-one-source-family-out (benchmarks/crossval.py)
     fitted_parameters: list[str]
     engines: dict[Engine, EngineEff]
     families: dict[str, FamilyEff]

@@ -218,9 +218,11 @@ def _validation_section(plan: dict) -> str:
     v = plan.get("validation") or {}
     mdape = v.get("fit_mdape_pct")
     figure = f"{mdape:.1f} %" if mdape is not None else "not available"
+    cv = v.get("crossval_mdape_pct")
+    out = f" and <b>{cv:.1f} %</b> out of sample (leave one source family out)" if cv is not None else ""
     return (f"<p>Latencies come from an op-level roofline model with efficiency factors fitted to published "
-            f"measurements. Its median absolute percentage error is <b>{figure}</b>, "
-            f"<b>in-sample</b> against <code>published_dev</code> (fitted {_e(v.get('fitted_on', '?'))} by "
+            f"measurements. Its median absolute percentage error is <b>{figure}</b> "
+            f"<b>in-sample</b> against <code>published_dev</code>{out} (fitted {_e(v.get('fitted_on', '?'))} by "
             f"{_e(v.get('fitted_by', '?'))}). {_e(v.get('basis', ''))}</p>"
             "<p>Treat latencies and GPU counts near a target as uncertain by at least that much: the options "
             "table shows p95/target so that margins are visible. Quantized precisions (fp8, w8a8) change model "
