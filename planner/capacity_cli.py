@@ -195,6 +195,9 @@ def _print_plan(r: dict, single: bool) -> None:
         tco = "no purchase price" if rec["tco_per_year_usd"] is None else f"${rec['tco_per_year_usd']:,.0f}/yr TCO"
         print(f"\nRecommended: {fleet_label(rec)} ({rec['precision']}, tp {rec['tp']}): {tco}, "
               f"p95 {_g(rec['p95_latency_s'])} s")
+        if rec.get("efficiency_calibrated") is False:
+            print(f"  caution: {rec['gpu']} belongs to a family with no published measurement in the calibration "
+                  "set; its latencies use NVIDIA-fitted efficiencies and may be optimistic")
         if not single:
             for w in rec["workloads"]:
                 shared = f", shares its GPUs with {', '.join(w['shares_gpu_with'])}" if w["shares_gpu_with"] else ""

@@ -121,6 +121,10 @@ def assemble(kind: str, grp: Group, clusters, params, hours: float, dept: Depart
            "co_located": [r["workload"] for r in rows if r["shares_gpu_with"]], "studies_per_year": spy,
            "workloads": rows}
     opt.update(costs)
+    fam = catalog.load_calibration().family(acc.family)
+    # families with no published measurement use the NVIDIA-fitted fractions unscaled: say so on the option
+    opt["efficiency_calibrated"] = not fam.basis.startswith("assumption")
+    opt["efficiency_basis"] = f"{acc.family}: {fam.basis}"
     if single:
         opt["batching"] = rows[0]["batching"]
     relabel(opt)                     # MIG slices: gpu = the physical id, mig, slices, fractional count

@@ -261,7 +261,12 @@ def plan_report_html(plan: dict) -> str:
                    ("p95_ttft_s", "p95 TTFT s", _num),
                    ("p95_vs_target", "p95/target", _num), ("peak_hour_utilisation", "peak-hour util.", _num),
                    ("max_queue_length", "max queue", _num)]
-        parts += ["<h2>Recommendation and alternatives</h2>", f'<div class="cards">{"".join(cards)}</div>',
+        uncal = sorted({o["gpu"] for o in top if o.get("efficiency_calibrated") is False})
+        caution = ("<p class=msg>Caution: " + ", ".join(_e(g) for g in uncal) + " belong(s) to accelerator "
+                   "families with no published measurement in the calibration set; their latencies use "
+                   "efficiency factors fitted on NVIDIA GPUs and may be optimistic. Confirm with a vendor "
+                   "benchmark or a measured run before buying.</p>") if uncal else ""
+        parts += ["<h2>Recommendation and alternatives</h2>", f'<div class="cards">{"".join(cards)}</div>', caution,
                   "<h3>Per workload</h3>", _table(per_wl, wl_cols),
                   "<h2>Options</h2><p class=note>Every configuration that met the targets in simulation, cheapest "
                   "first (TCO per year). Pareto: not beaten on cost, p95/target and energy at once.</p>",

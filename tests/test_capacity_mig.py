@@ -80,3 +80,12 @@ def test_cli_no_mig_flag(capsys):
     rc = main(["plan", "--preset", "cxr-triage-densenet121", "--gpus", A100, "--no-mig", "--json"])
     r = json.loads(capsys.readouterr().out)
     assert rc == 0 and not any(o.get("mig") for o in r["options"])
+
+
+def test_options_say_whether_their_family_is_calibrated():
+    from planner.capacity import plan
+    r = plan("cxr-triage-densenet121", gpus=["l40s", "mi300x"], precisions=["fp16"], mig=False)
+    by_gpu = {o["gpu"]: o for o in r["options"]}
+    assert by_gpu["l40s"]["efficiency_calibrated"] is True
+    assert by_gpu["mi300x"]["efficiency_calibrated"] is False
+    assert by_gpu["mi300x"]["efficiency_basis"].startswith("amd-cdna3: assumption")
