@@ -150,7 +150,8 @@ def roofline_rows(plan: ModelPlan, acc, precision: str, batch: int, i: int, o: i
     else:
         b, s, c, t = batch * plan.beams, 1, i + plan.image_tokens + max(o, 1) / 2, tp
     hw = hw_arrays(table, one, np.array([float(t)]))
-    r = evaluate_phase(comp, hw, eng, cal.precision(p.id), b, s, c, t, cal.link_latency_s)
+    r = evaluate_phase(comp, hw, eng, cal.precision(p.id), b, s, c, t, cal.link_latency_s,
+                       prec16=cal.precision(p.attn_dtype))
     bounds = r.bound()
     rows = []
     for k, op in enumerate(comp.ops):

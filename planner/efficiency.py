@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 ENGINES = ("optimized", "compiled", "eager")
 Engine = Literal["optimized", "compiled", "eager"]
@@ -25,6 +25,9 @@ class EngineEff(_Strict):
     conv_compute_frac: float = Field(gt=0, le=1)     # convolutions (implicit GEMM)
     attn_compute_frac: float = Field(gt=0, le=1)     # fused attention
     vector_compute_frac: float = Field(gt=0, le=1)   # non-tensor work, of the fp32 vector peak
+    # pooling windows (outputs x kernel area) per second, of the fp32 vector peak: eager CPU pooling kernels run
+    # far below the elementwise rate (a device profile measures it); None: the vector fraction
+    pool_compute_frac: float | None = Field(None, gt=0, le=1)
     mem_frac: float = Field(gt=0, le=1)              # streaming DRAM bandwidth, of the datasheet figure
     link_frac: float = Field(gt=0, le=1)             # all-reduce bus bandwidth, of the per-direction link
     launch_overhead_s: float = Field(ge=0, le=1e-3)  # per kernel (CUDA graphs make it small)
@@ -44,7 +47,20 @@ class PrecisionEff(_Strict):
     gemm_scale: float = Field(gt=0, le=1.5)          # GEMM compute efficiency vs the plain GEMM of the same engine
     mem_scale: float = Field(1.0, gt=0, le=1.5)      # GEMM weight-streaming efficiency vs the plain GEMM
     overlap_p: float | None = Field(None, ge=1, le=64)  # this scheme's GEMM compute/memory overlap (None: engine's)
+    # measured compute efficiency of this scheme's GEMMs by FLOPs per weight byte (2M / bytes per weight):
+    # small-M GEMMs leave register tiles half empty (and M=1 runs a GEMV kernel); ascending intensities,
+    # interpolated in log intensity, clamped at the ends. A device profile measures it; the published
+    # calibration has no rows to fit it (empty: efficiency 1 at every M)
+    eff_by_intensity: tuple[tuple[float, float], ...] = ()
     basis: str
+
+    @field_validator("eff_by_intensity")
+    @classmethod
+    def _ascending(cls, v):
+        xs = [x for x, _ in v]
+        if any(x <= 0 for x in xs) or xs != sorted(set(xs)) or any(not 0 < e <= 2 for _, e in v):
+            raise ValueError("eff_by_intensity needs ascending positive intensities and efficiencies in (0, 2]")
+        return v
 
 
 class PowerModel(_Strict):

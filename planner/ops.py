@@ -21,7 +21,7 @@ ONE, TOK, TOK_CTX, SEQ_CTX, SEQ = range(N_MONO)
 
 # Op kinds and which peak each uses: 'gemm'/'conv' run on the precision's GEMM dtype, 'attention' on its
 # attention dtype, 'vector' (norms, activations, quantize) on the non-tensor fp32 rate, 'comm' on the link.
-KINDS = ("gemm", "conv", "attention", "vector", "comm")
+KINDS = ("gemm", "conv", "attention", "vector", "pool", "comm")
 
 
 def mono(**coefs: float) -> np.ndarray:

@@ -87,11 +87,13 @@ def _power(t: GpuTable, gi, r: PhaseResult, cal: Calibration):
 def _decode_step(plan: ModelPlan, hw, table, gi, eng, prec, cal, seqs, ctx, tp, pp):
     """Mean decode-step time and energy/time product over the Gauss-Legendre context nodes ``ctx``(list).
     Context-free ops are evaluated once (they broadcast over fewer variables); attention per node."""
-    rs = evaluate_phase(plan.decode_static, hw, eng, prec, seqs, 1.0, 0.0, tp, cal.link_latency_s)
+    p16 = cal.precision(plan.precision.attn_dtype)
+    rs = evaluate_phase(plan.decode_static, hw, eng, prec, seqs, 1.0, 0.0, tp, cal.link_latency_s, prec16=p16)
     p2p = (pp - 1) * seqs * plan.llm.d_model * plan.precision.act_bytes / table.pcie[gi]
     t_mean, pc_mean, pm_mean = 0.0, 0.0, 0.0
     for c, w in zip(ctx, GL_WEIGHTS):
-        rc = evaluate_phase(plan.decode_ctx, hw, eng, prec, seqs, 1.0, c, tp, cal.link_latency_s, step_overhead=False)
+        rc = evaluate_phase(plan.decode_ctx, hw, eng, prec, seqs, 1.0, c, tp, cal.link_latency_s, step_overhead=False,
+                            prec16=p16)
         t_mean = t_mean + w * rc.time
         pc_mean = pc_mean + w * rc.peak_time_c
         pm_mean = pm_mean + w * rc.peak_time_m
@@ -117,7 +119,8 @@ def evaluate(plan: ModelPlan, table: GpuTable, vtable: GpuTable | None, gi, batc
         hv = hw_arrays(vt, gi, np.ones_like(tp))
         images = b * plan.images_per_request / n_gpu            # images are spread over the replica's GPUs
         rv = evaluate_phase(plan.vision, hv, eng, cal.precision(plan.vision_precision.id), images,
-                            plan.vision_tokens, plan.vision_tokens, 1.0, cal.link_latency_s)
+                            plan.vision_tokens, plan.vision_tokens, 1.0, cal.link_latency_s,
+                            prec16=cal.precision(plan.vision_precision.attn_dtype))
         t_vis = rv.time
         e_vis = _power(vt, gi, rv, cal) * t_vis * n_gpu
     if plan.decode is None:                                      # image model
@@ -128,7 +131,8 @@ def evaluate(plan: ModelPlan, table: GpuTable, vtable: GpuTable | None, gi, batc
         hw = hw_arrays(table, gi, tp)
         i_tot = i_len + plan.image_tokens
         seqs = b * plan.beams
-        rp = evaluate_phase(plan.prefill, hw, eng, prec, b, i_tot, (i_tot + 1) / 2, tp, cal.link_latency_s)
+        rp = evaluate_phase(plan.prefill, hw, eng, prec, b, i_tot, (i_tot + 1) / 2, tp, cal.link_latency_s,
+                            prec16=cal.precision(plan.precision.attn_dtype))
         t_pre = rp.time + (pp - 1) * b * i_tot * plan.llm.d_model * plan.precision.act_bytes / table.pcie[gi]
         steps = np.maximum(o_len - 1, 0)
         nodes = [i_tot + 0.5 + x * np.maximum(steps, 1) for x in GL_NODES]

@@ -40,7 +40,8 @@ class CompiledOps:
     moes: tuple            # ((row, (k, e)), ...)
 
 
-_KIND_FRAC = {"gemm": 0, "conv": 1, "attention": 2, "vector": 3, "comm": 3}
+_NEUTRAL = PrecisionEff(gemm_scale=1.0, basis="neutral")
+_KIND_FRAC = {"gemm": 0, "conv": 1, "attention": 2, "vector": 3, "comm": 3, "pool": 4}
 
 
 def compile_ops(ops: list[OpTemplate], attn_dtype: str) -> CompiledOps:
@@ -50,7 +51,7 @@ def compile_ops(ops: list[OpTemplate], attn_dtype: str) -> CompiledOps:
     def role(o: OpTemplate) -> int:
         if o.kind == "comm":
             return ROLE_COMM
-        if o.kind == "vector":
+        if o.kind in ("vector", "pool"):
             return ROLE_VEC
         if o.kind == "attention" or (o.dtype is not None and o.dtype == attn_dtype):
             return ROLE_ATTN
@@ -111,10 +112,15 @@ class PhaseResult:
 
 
 def evaluate_phase(c: CompiledOps, hw: HwArrays, eng: EngineEff, prec: PrecisionEff, batch, new_tokens,
-                   context, tp, link_latency_s: float, step_overhead: bool = True) -> PhaseResult:
+                   context, tp, link_latency_s: float, step_overhead: bool = True,
+                   prec16: PrecisionEff | None = None) -> PhaseResult:
     """Times of every op over configurations given as arrays that broadcast together (batch, new_tokens,
     context, tp and the hardware arrays): a sweep passes one axis per swept variable, so each phase is
-    computed only over the variables it depends on. Op arrays have the ops as their leading axis."""
+    computed only over the variables it depends on. Op arrays have the ops as their leading axis.
+
+    ``prec`` holds the efficiencies of the precision's own GEMMs; ``prec16`` those of the weight GEMMs a scheme
+    keeps in its attention dtype (lm_head, LLM.int8()'s outlier GEMM): a w8a8 model's 16-bit head streams its
+    weights like a 16-bit GEMM, not like an int8 one (None: neutral factors)."""
     shape = np.broadcast_shapes(*(np.shape(x) for x in (batch, new_tokens, context, tp, hw.bw, hw.link_bw)))
     b, s, ctx, tp = (np.broadcast_to(np.asarray(x, dtype=float), shape) for x in (batch, new_tokens, context, tp))
     ones = (1,) * len(shape)
@@ -148,17 +154,40 @@ def evaluate_phase(c: CompiledOps, hw: HwArrays, eng: EngineEff, prec: Precision
     role = col(c.role)
     peaks = np.where(role == ROLE_GEMM, gemm_peak, np.where(role == ROLE_ATTN, attn_peak,
                                                             np.where(role == ROLE_VEC, vec_peak, 1.0)))
+    pool_frac = eng.pool_compute_frac or eng.vector_compute_frac
     kind_frac = np.array([eng.gemm_compute_frac, eng.conv_compute_frac, eng.attn_compute_frac,
-                          eng.vector_compute_frac])[c.kind_frac]
+                          eng.vector_compute_frac, pool_frac])[c.kind_frac]
     is_gemm = c.role == ROLE_GEMM
-    frac = np.minimum(col(np.where(is_gemm, prec.gemm_scale, 1.0) * c.scale * kind_frac) * cfg(hw.compute_scale), 1.0)
-    vec_rate = vec_peak * min(eng.vector_compute_frac, 1.0) * cfg(hw.compute_scale)
+    kept = (c.role == ROLE_ATTN) & (c.kind_frac <= 1)   # weight GEMMs/convs kept in the attention dtype
+    p16 = prec16 or _NEUTRAL
+
+    def per_op(field: str, other) -> np.ndarray:
+        def val(x):
+            v = getattr(x, field)
+            return other if v is None else v
+        return np.where(is_gemm, val(prec), np.where(kept, val(p16), other)).astype(float)
+
+    # small-M GEMMs reach a lower compute rate (register tiles half empty, M=1 runs a GEMV kernel): a device
+    # profile measures the efficiency by FLOPs per weight byte (2M / bytes per weight)
+    m_eff = 1.0                                   # no table (the published calibration): no array work
+    for mask, pe in ((is_gemm, prec), (kept, p16)):
+        if pe.eff_by_intensity and mask.any():
+            if np.isscalar(m_eff):
+                m_eff = np.ones(flops.shape)
+            xs, es = (np.array(v, dtype=float) for v in zip(*pe.eff_by_intensity))
+            rows = np.flatnonzero(mask)
+            fr, wr = flops[rows], w[rows]
+            e = np.interp(np.log(np.maximum(fr / np.where(wr > 0, wr, 1.0), 1e-30)), np.log(xs), es)
+            m_eff[rows] = np.where((wr > 0) & (fr > 0), e, 1.0)
+    frac = np.minimum(col(per_op("gemm_scale", 1.0) * c.scale * kind_frac) * cfg(hw.compute_scale), 1.0) * m_eff
+    vec_rate = vec_peak * col(np.minimum(np.where(c.kind_frac == 4, pool_frac, eng.vector_compute_frac), 1.0)) \
+        * cfg(hw.compute_scale)
     tc = np.where(comm, 0.0, flops / (peaks * frac) + vflops / vec_rate)
-    mem_rate = bw * np.minimum(eng.mem_frac * cfg(hw.mem_scale) * col(np.where(is_gemm, prec.mem_scale, 1.0)), 1.0)
+    mem_rate = bw * np.minimum(eng.mem_frac * cfg(hw.mem_scale) * col(per_op("mem_scale", 1.0)), 1.0)
     tm = np.where(comm, 0.0, byts / mem_rate)
     hi, lo = np.maximum(tc, tm), np.minimum(tc, tm)
     # a device profile may measure a scheme's own GEMM overlap (small-M CPU GEMMs overlap poorly)
-    p = col(np.where(is_gemm, prec.overlap_p or eng.overlap_p, eng.overlap_p))
+    p = col(per_op("overlap_p", eng.overlap_p))
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.where(hi > 0, hi * (1.0 + (lo / hi) ** p) ** (1.0 / p), 0.0)
     overhead = np.broadcast_to(col(c.launches) * unfused * eng.launch_overhead_s, t.shape)

@@ -178,7 +178,7 @@ def _phase_report(spec, spec_scope, meta: dict, mrows: list[dict], phase: str, a
     pred = _sum_by_name(_predicted_phase_rows(spec_scope, meta["precision"], acc_id, meta, phase))
     meas: dict[str, dict] = {}
     for r in mrows:
-        if r["phase"] != phase or r["name"] == "step":
+        if r["phase"] != phase or r["name"] in ("step", "step_profiled"):
             continue
         d = meas.setdefault(r["name"], {"measured_s": 0.0, "layer_s": 0.0, "model_s": 0.0, "spread": 0.0, "flops": 0.0})
         d["measured_s"] += r["measured_s"]
@@ -250,21 +250,30 @@ def _speedups(meta: dict, e2e: dict, root: Path, profile) -> dict:
 
 def _validate_core(meta: dict, mrows: list[dict], csv_path: Path, profile, with_speedups: bool = True) -> dict:
     from planner.measure.microbench import use_profile
+    from planner.measure.probe import device_state
     from planner.specs import ModelSpec
     spec = ModelSpec.model_validate(meta["model_spec"])
     spec_scope = _scoped_spec(spec, meta["layers_measured"])
     phases = [p for p in ("vision", "prefill", "decode") if any(r["phase"] == p for r in mrows)]
+    state = device_state(profile, meta.get("device_state_probes"))
     rows, e2e = [], {}
-    with use_profile(profile) as acc_id:
+    with use_profile(profile, state) as acc_id:
         for ph in phases:
             r, s = _phase_report(spec, spec_scope, meta, mrows, ph, acc_id)
             rows += r
             e2e[ph] = s
+    if state is not None:       # the same prediction on the profile as measured, for transparency
+        with use_profile(profile) as acc_id:
+            for ph in phases:
+                p_unscaled = _phase_report(spec, spec_scope, meta, mrows, ph, acc_id)[1]["predicted_s"]
+                e2e[ph]["unscaled_profile"] = {"predicted_s": p_unscaled,
+                                               "error_pct": _pct(p_unscaled, e2e[ph]["measured_s"])}
     apes = [abs(r["error_pct"]) for r in rows if r["error_pct"] is not None]
     out = {"device": meta["device"], "model": meta["model"], "precision": meta["precision"], "batch": meta["batch"],
            "input_len": meta.get("input_len"), "output_len": meta.get("output_len"),
            "layers_measured": meta["layers_measured"], "layers_total": meta["layers_total"], "run": meta["run"],
            "date": meta.get("date"), "profile_date": profile.get("date"),
+           "device_state": state,
            "op_mdape_pct": _median(apes),
            "e2e_abs_pct_error": {ph: abs(s["error_pct"]) for ph, s in e2e.items()},
            "e2e": e2e, "cpu_share": {ph: v.get("cpu_share") for ph, v in meta.get("phases", {}).items()}}

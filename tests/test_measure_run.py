@@ -77,6 +77,12 @@ def test_run_files_and_metadata(campaign):
     for run in runs.values():                                            # 2*M*K*N x 2 layers, M = 2 x 16 tokens
         x = next(x for x in read_run(run["csv"])[1] if x["phase"] == "prefill" and x["name"] == "attn_qkv")
         assert x["profiler_flops"] == pytest.approx(2 * 2 * 16 * 128 * (128 + 2 * 64) * 2)
+    # end to end without the profiler beside the profiled steps; probes of the device state around the phases
+    assert {("prefill", "step_profiled"), ("decode", "step_profiled")} <= names
+    assert len(meta["device_state_probes"]) == 2 + 2 * 2          # before, one per repetition and phase, after
+    probe = meta["device_state_probes"][0]
+    assert (probe["k"], probe["n"]) == (512, 512) and [p["m"] for p in probe["points"]] == [1, 64]  # quick profile
+    assert meta["allocator"].startswith("glibc mallopt")
     trace = json.loads(gzip.open(r["csv"].replace(".csv", ".trace.json.gz")).read())
     assert any(e.get("name") == "attn_qkv" for e in trace["traceEvents"])
 
@@ -92,6 +98,10 @@ def test_validation_joins_rows_and_reports(campaign):
     for r in v["rows"]:
         if r["predicted_s"] and r["measured_s"]:
             assert r["error_pct"] == pytest.approx((r["predicted_s"] / r["measured_s"] - 1) * 100)
+    st = v["device_state"]                      # probed, and the profile scaled by it: both errors reported
+    assert 0 < st["compute"] < 10 and 0 < st["memory"] < 10
+    for e in v["e2e"].values():
+        assert e["unscaled_profile"]["predicted_s"] > 0
     w = v["e2e"]["prefill"]["whole_model"]
     assert w["layer_scale"] == 3 and w["layers_total"] == 6
     s = v["speedups"]["w8a8_over_fp32_decode"]

@@ -35,3 +35,64 @@ def test_scheme_overlap_exponent_overrides_engine():
 def test_bound_label():
     assert _one_gemm(PrecisionEff(gemm_scale=1.0, basis="t"), m=1).bound()[0, 0] == "memory"
     assert _one_gemm(PrecisionEff(gemm_scale=1.0, basis="t"), m=4096).bound()[0, 0] == "compute"
+
+
+def test_small_m_efficiency_table_hand_computed():
+    """A scheme's measured efficiency by FLOPs per weight byte (2M / bytes per weight) divides the compute rate;
+    interpolated in log intensity, clamped at the ends, and 1 without a table."""
+    table = ((1.0, 2.0), (16.0, 0.25), (256.0, 1.0))
+    prec = PrecisionEff(gemm_scale=1.0, eff_by_intensity=table, basis="t")
+    plain = _one_gemm(PrecisionEff(gemm_scale=1.0, basis="t"), m=16)
+    # M = 16 with 2-byte weights: 2 * 16 / 2 = 16 FLOPs per weight byte -> efficiency 0.25 exactly
+    assert _one_gemm(prec, m=16).compute_time[0, 0] == pytest.approx(plain.compute_time[0, 0] / 0.25)
+    # M = 64: intensity 64, halfway between 16 and 256 in log -> 0.625
+    plain64 = _one_gemm(PrecisionEff(gemm_scale=1.0, basis="t"), m=64)
+    assert _one_gemm(prec, m=64).compute_time[0, 0] == pytest.approx(plain64.compute_time[0, 0] / 0.625)
+    # M = 4096: beyond the table, clamped at its last entry (1.0)
+    big = _one_gemm(PrecisionEff(gemm_scale=1.0, basis="t"), m=4096)
+    assert _one_gemm(prec, m=4096).compute_time[0, 0] == pytest.approx(big.compute_time[0, 0])
+    assert _one_gemm(prec, m=16).memory_time[0, 0] == pytest.approx(plain.memory_time[0, 0])
+
+
+def test_table_must_ascend():
+    with pytest.raises(ValueError, match="ascending"):
+        PrecisionEff(gemm_scale=1.0, eff_by_intensity=((16.0, 0.5), (4.0, 0.9)), basis="t")
+    with pytest.raises(ValueError, match="ascending"):
+        PrecisionEff(gemm_scale=1.0, eff_by_intensity=((4.0, 0.0),), basis="t")
+
+
+def test_gemms_kept_in_16_bit_use_the_16_bit_efficiencies():
+    """A w8a8 model's lm_head stays 16-bit: it streams at the 16-bit scheme's rate (prec16), not the int8 one."""
+    ops = [gemm("mlp_up", "decode", "seq", 4096, 4096, w_bytes=1, a_in_bytes=1, a_out_bytes=2, count=1),
+           gemm("lm_head", "decode", "seq", 4096, 32000, w_bytes=2, a_in_bytes=2, a_out_bytes=4, count=1,
+                dtype="fp16")]
+    c = compile_ops(ops, "fp16")
+    int8 = PrecisionEff(gemm_scale=1.0, mem_scale=0.5, basis="t")
+    b16 = PrecisionEff(gemm_scale=1.0, mem_scale=0.25, basis="t")
+    r = evaluate_phase(c, HW, ENG, int8, 1, 1, 0, 1, 0.0, prec16=b16)
+    base = evaluate_phase(c, HW, ENG, PrecisionEff(gemm_scale=1.0, basis="t"), 1, 1, 0, 1, 0.0)
+    assert r.memory_time[0, 0] == pytest.approx(base.memory_time[0, 0] / 0.5)
+    assert r.memory_time[1, 0] == pytest.approx(base.memory_time[1, 0] / 0.25)
+    # without prec16 the kept GEMM gets neutral factors (the published calibration's behaviour)
+    r0 = evaluate_phase(c, HW, ENG, int8, 1, 1, 0, 1, 0.0)
+    assert r0.memory_time[1, 0] == pytest.approx(base.memory_time[1, 0])
+
+
+def test_pooling_runs_at_its_own_measured_rate():
+    """Pool ops count their whole window (outputs x kernel area) and run at pool_compute_frac of the vector peak."""
+    from planner.arch.cnn import cnn_layers
+    from planner.arch.vision import layer_ops
+    from planner.catalog import load_model
+    from planner.quant import load_precision
+    arch = load_model("densenet-121").arch
+    layers = cnn_layers(arch)
+    ops = layer_ops(layers, load_precision("fp32"))
+    stem = next(i for i, lay in enumerate(layers) if lay.kind == "pool")
+    assert ops[stem].kind == "pool"
+    assert ops[stem].vflops[4] == 64 * 56 * 56 * 9          # 3x3/2 max-pool of 64 x 112 x 112, per image (monomial B)
+    eng = ENG.model_copy(update={"pool_compute_frac": 0.01})
+    c = compile_ops([ops[stem]], "fp32")
+    r = evaluate_phase(c, HW, eng, PrecisionEff(gemm_scale=1.0, basis="t"), 8, 1, 1, 1, 0.0)
+    assert r.compute_time[0, 0] == pytest.approx(8 * 64 * 56 * 56 * 9 / (1e13 * 0.01))
+    r2 = evaluate_phase(c, HW, ENG, PrecisionEff(gemm_scale=1.0, basis="t"), 8, 1, 1, 1, 0.0)
+    assert r2.compute_time[0, 0] == pytest.approx(8 * 64 * 56 * 56 * 9 / (1e13 * 0.5))   # None: vector fraction

@@ -101,7 +101,10 @@ def layer_ops(layers, p: Precision) -> list[OpTemplate]:
                                   act_bytes=mono(seq=acts), kv_bytes=mono(), group=layer.stage,
                                   compute_scale=p.gemm_scale))
         else:
-            ops.append(OpTemplate(name, PHASE, "vector", 1, flops=mono(), vflops=mono(seq=2.0 * layer.output_elems()),
+            # a pool reads its whole window per output (kernel area ops); the others ~2 ops per output element
+            work = layer.output_elems() * (layer.kernel ** 2 if layer.kind == "pool" else 2.0)
+            ops.append(OpTemplate(name, PHASE, "pool" if layer.kind == "pool" else "vector", 1, flops=mono(),
+                                  vflops=mono(seq=float(work)),
                                   weight_bytes=mono(one=layer.params() * ab), act_bytes=mono(seq=acts),
                                   kv_bytes=mono(), group=layer.stage,
                                   # TensorRT folds BN/ReLU/add into the conv and elides concat copies by writing

@@ -142,6 +142,13 @@ def _fmt_pct(x):
 def print_validation(v: dict) -> None:
     print(f"{v['model']} {v['precision']} batch {v['batch']} on {v['device']} (run {v['run']}; layers "
           f"{v['layers_measured']}/{v['layers_total']})")
+    st = v.get("device_state")
+    if st:
+        print(f"  device state during the run vs its profile of {v['profile_date']}: compute x{st['compute']:.3f}, "
+              f"memory x{st['memory']:.3f} (probe: {st['basis']}); predictions use the profile scaled by these")
+    else:
+        print(f"  device state: not probed (run without probes or profile without the probe points): predictions "
+              f"use the profile of {v['profile_date']} as measured")
     print(f"  {'phase':<8} {'op':<12} {'predicted ms':>13} {'measured ms':>12} {'error %':>8} {'spread %':>9}  bound")
     for r in v["rows"]:
         spread = "-" if r["spread_pct"] is None else f"{r['spread_pct']:.1f}"
@@ -153,6 +160,9 @@ def print_validation(v: dict) -> None:
               f"(spread {s['spread_pct']:.1f} %): error {_fmt_pct(s['error_pct'])} %;  whole model "
               f"(layers x {w['layer_scale']:g}): {_fmt_ms(w['predicted_s'])} vs {_fmt_ms(w['measured_scaled_s'])} ms, "
               f"{_fmt_pct(w['error_pct'])} %")
+        if "unscaled_profile" in s:
+            print(f"  {'':<11}{'':<8} on the unscaled profile: predicted {_fmt_ms(s['unscaled_profile']['predicted_s'])} "
+                  f"ms, error {_fmt_pct(s['unscaled_profile']['error_pct'])} %")
     if "request" in v:
         r = v["request"]
         print(f"  request (prefill + {v['output_len'] - 1} decode steps): predicted {r['predicted_s']:.3f} s, "

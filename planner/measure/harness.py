@@ -40,7 +40,10 @@ def _rows(timing) -> list[dict]:
     out = []
     for r in timing.rows:
         out.append(_row(timing.phase, r.name, r.scope, r.instances, r.times, r.flops, r.kernels, r.wall))
-    out.append(_row(timing.phase, "step", "model", 1.0, timing.step_times, 0.0, 0, timing.step_wall))
+    # "step": the end-to-end time of a forward step without the profiler (what a user gets); "step_profiled":
+    # the same repetitions' steps under the profiler (the op rows' context)
+    out.append(_row(timing.phase, "step", "model", 1.0, timing.step_unprofiled or timing.step_times, 0.0, 0, None))
+    out.append(_row(timing.phase, "step_profiled", "model", 1.0, timing.step_times, 0.0, 0, timing.step_wall))
     return out
 
 
@@ -73,6 +76,18 @@ def _check_fits(spec: ModelSpec, layers: int | None, recipe, device: str) -> Non
                            "measure fewer layers with --layers N (the validation scales them)")
 
 
+def _existing_profile(out_root: Path | None, dev_id: str) -> dict | None:
+    """The device profile the run will be validated against, if there is one already (to probe its points)."""
+    import json
+
+    from planner.measure.runs import profile_path
+    from planner.validate import MEASUREMENTS_ROOT
+    try:
+        return json.loads(profile_path(out_root or MEASUREMENTS_ROOT, dev_id).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
 def measure_model(spec: ModelSpec, precision: str, *, batch: int = 1, input_len: int = 128, output_len: int = 16,
                   layers: int | None = None, device: str = "cpu", reps: int = 3, warmup: int = 1,
                   out_root: Path | None = None, int8_backend: str = "auto", alpha: float = 0.5, trace: bool = True,
@@ -88,6 +103,8 @@ def measure_model(spec: ModelSpec, precision: str, *, batch: int = 1, input_len:
     from planner.measure.runs import command_line, device_id, device_info, now_iso, run_dir, write_csv, write_json
 
     device = check_device(device)
+    from planner.measure.allocator import keep_freed_memory
+    allocator = keep_freed_memory()
     batch, reps = check_positive_int("batch", batch), check_positive_int("reps", reps)
     warmup = check_positive_int("warmup", warmup, allow_zero=True)
     if layers is not None:
@@ -141,6 +158,12 @@ def measure_model(spec: ModelSpec, precision: str, *, batch: int = 1, input_len:
     run_id = f"b{batch}" + (f"-i{input_len}-o{output_len}" if llm else "") + f"-l{n_built}-{stamp}"
     trace_path = (out_dir / f"{run_id}.trace.json.gz") if (trace and out_dir is not None) else None
     timings = []
+    from planner.measure.probe import probe_plan, run_probe
+    plan = probe_plan(_existing_profile(out_root, dev_id), device, precision)
+    probes = [run_probe(device, flusher, plan=plan)]   # device state before the phases (see planner.measure.probe),
+
+    def sample():                                      # ... one sample before every repetition ...
+        probes.append(run_probe(device, flusher, reps=1, plan=plan))
     steps_dec = max(output_len - 1, 1) if llm else 0
     total = (reps + warmup) * (2 if llm else 1)
     bar = _progress(total, f"{spec.id} {precision} b{batch}") if progress else None
@@ -152,7 +175,7 @@ def measure_model(spec: ModelSpec, precision: str, *, batch: int = 1, input_len:
                     model(prompt, 0)
                     sync(device)
             timings.append(time_phase("prefill", prefill_rep, steps=1, reps=reps, warmup=warmup, device=device,
-                                      flusher=flusher, op_names=OP_NAMES, trace_path=trace_path, progress=bar))
+                                      flusher=flusher, op_names=OP_NAMES, between=sample, trace_path=trace_path, progress=bar))
             model(prompt, 0)                                     # fill the cache once
             nxt = torch.randint(0, a.vocab_size, (batch, 1), generator=gen).to(device)
 
@@ -163,7 +186,7 @@ def measure_model(spec: ModelSpec, precision: str, *, batch: int = 1, input_len:
                         model(nxt, input_len + k)
                         sync(device)
             timings.append(time_phase("decode", decode_rep, steps=steps_dec, reps=reps, warmup=warmup, device=device,
-                                      flusher=flusher, op_names=OP_NAMES, progress=bar))
+                                      flusher=flusher, op_names=OP_NAMES, between=sample, progress=bar))
         else:
             def vision_rep(flush):
                 flush()
@@ -171,7 +194,8 @@ def measure_model(spec: ModelSpec, precision: str, *, batch: int = 1, input_len:
                     model(images)
                     sync(device)
             timings.append(time_phase("vision", vision_rep, steps=1, reps=reps, warmup=warmup, device=device,
-                                      flusher=flusher, op_names=OP_NAMES, trace_path=trace_path, progress=bar))
+                                      flusher=flusher, op_names=OP_NAMES, between=sample, trace_path=trace_path, progress=bar))
+    probes.append(run_probe(device, flusher, plan=plan))   # ... and after them
     if bar is not None:
         bar.close()
     rows = [r for t in timings for r in _rows(t)]
@@ -182,18 +206,25 @@ def measure_model(spec: ModelSpec, precision: str, *, batch: int = 1, input_len:
             "timer": timings[0].timer,
             "timer_note": "cpu-thread: CPU time of the calling thread inside each region (one intra-op thread); "
                           "wall: profiler wall time; cuda-device: kernel time. wall_s is the profiler's wall time.",
+            "end_to_end_note": "the 'step' rows (end to end) time repetitions run without the profiler, interleaved "
+                               "with the profiled ones that give the op rows ('step_profiled': their steps)",
             "statistic": "measured_s = minimum over repetitions (timeit's advice: higher values are mostly other "
                          "processes interfering; this is a shared machine), median_s beside it; "
                          "spread_pct = (max - min) / median",
+            "allocator": allocator,
+            "device_state_probes": probes,
+            "device_state_note": "GEMM points of the profile's sweep timed before the phases, before every "
+                                 "repetition and after the phases; validation scales the profile to their minima "
+                                 "(planner.measure.probe)",
             "cache_flush_bytes": flusher.buf.numel() * 4, "recipe": notes, "act_dtype": str(recipe.act_dtype),
             "kv_dtype": str(recipe.kv_dtype), "device_info": device_info(device),
             "peak_memory_bytes": (torch.cuda.max_memory_allocated() if device.startswith("cuda")
                                   else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024),
             "peak_memory_kind": "torch.cuda.max_memory_allocated" if device.startswith("cuda") else "process max RSS",
             "power": power.summary() if device.startswith("cuda") else None,
-            "phases": {t.phase: {"steps": t.steps, "step_times_s": t.step_times,
-                                 "median_s": statistics.median(t.step_times), "min_s": min(t.step_times),
-                                 "wall_s": t.step_wall,
+            "phases": {t.phase: {"steps": t.steps, "step_times_s": t.step_unprofiled,
+                                 "median_s": statistics.median(t.step_unprofiled), "min_s": min(t.step_unprofiled),
+                                 "profiled_step_times_s": t.step_times, "wall_s": t.step_wall,
                                  "cpu_share": t.cpu_share} for t in timings},
             "cpu_share_note": "process CPU time / (wall time x threads) per repetition: well below 1 on a CPU "
                               "means other processes took cores during the run (contended timing)",

@@ -11,15 +11,18 @@ higher values are mostly other processes interfering; the median is kept beside 
   streaming-read rate, of the sum or of a GEMV's weight stream (inference traffic is mostly weights and KV cache
   read once; one core here streams a GEMV's weights at ~16 GB/s, sums at ~12 GB/s).
 - launch overhead: the time of a one-element op (dispatch + launch).
-- elementwise (vector) FLOP rate, fused-attention (SDPA) rate and DenseNet-style convolution rate.
+- elementwise (vector) FLOP rate, fused-attention (SDPA) rate, DenseNet-style convolution rate and pooling rate
+  (window elements per second: eager CPU pooling runs ~20x below the elementwise rate).
 
 ``roofline_for_profile`` turns a profile into a session Accelerator whose dense peaks ARE the measured achievable
 rates and whose bandwidth is the measured streaming-read bandwidth, plus a Calibration whose engine fractions are 1.0
-(the peaks are already achievable ones), whose per-precision GEMM streaming efficiencies, vector and attention
-fractions are the measured ratios, whose launch overhead is the measured one, and whose overlap exponent p is
-fitted to the GEMM sweep of the same profile (one parameter, microbenchmark data only: the model runs that are
-validated against it are never used to fit it). Registered with planner.catalog.register_accelerator and applied
-with planner.catalog.use_calibration, so the numeric core is unchanged.
+(the peaks are already achievable ones), whose per-precision GEMM streaming efficiencies, vector, attention, conv
+and pooling fractions are the measured ratios, whose launch overhead is the measured one, and whose GEMMs follow
+their own sweep (``gemm_fit``): a compute-efficiency table by FLOPs per weight byte (one entry per swept M: on this
+project's CPU an fp32 GEMM at M=8 reaches a third of the large-M rate while M=1 runs a pure-streaming GEMV) and the
+overlap exponent p that reproduces the sweep best. Microbenchmark data only: the model runs that are validated
+against a profile are never used to fit it. Registered with planner.catalog.register_accelerator and applied with
+planner.catalog.use_calibration, so the numeric core is unchanged.
 """
 from __future__ import annotations
 
@@ -197,12 +200,34 @@ def bench_conv(device: str, flusher, reps: int, sync, quick: bool) -> float:
     return fl / min(_timeit(both, flusher, reps, sync))
 
 
+def bench_pool(device: str, dtype_name: str, flusher, reps: int, sync, quick: bool) -> float:
+    """Window elements per second (outputs x kernel area) of DenseNet/ResNet pooling: the stem's 3x3/2 max-pool
+    and a transition's 2x2/2 average pool, batch 8 (eager CPU pooling kernels run far below the elementwise
+    rate, so pooling gets its own measured rate)."""
+    import torch
+    import torch.nn.functional as F
+    dt = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype_name]
+    b, hw = (2, 28) if quick else (8, 112)
+    x = torch.randn(b, 64, hw, hw, device=device).to(dt)
+    y = torch.randn(b, 128, hw // 2, hw // 2, device=device).to(dt)
+    out_max = b * 64 * ((hw + 2 - 3) // 2 + 1) ** 2
+    out_avg = b * 128 * (hw // 4) ** 2
+    elems = 9 * out_max + 4 * out_avg
+
+    def both():
+        F.max_pool2d(x, 3, 2, 1)
+        F.avg_pool2d(y, 2, 2)
+    return elems / min(_timeit(both, flusher, reps, sync))
+
+
 def run_microbench(device: str, quick: bool = False, reps: int | None = None, schemes=None, progress=None) -> dict:
     """Measure this device and return its profile (a JSON-able dict)."""
     import torch
 
+    from planner.measure.allocator import keep_freed_memory
     from planner.measure.profiler import Flusher
     from planner.measure.runs import command_line, device_info, now_iso
+    allocator = keep_freed_memory()
     torch.set_flush_denormal(True)
     sync = _Sync(device)
     reps = reps or (2 if quick else 5)
@@ -211,7 +236,7 @@ def run_microbench(device: str, quick: bool = False, reps: int | None = None, sc
     schemes = schemes or available_schemes(device)
     prof = {"version": PROFILE_VERSION, "device": None, "date": now_iso(), "command": command_line(),
             "quick": quick, "reps": reps, "timer": sync.timer, "statistic": "minimum of repetitions (median beside it), caches flushed before each",
-            "meta": device_info(device), "gemm": {}}
+            "meta": device_info(device), "allocator": allocator, "gemm": {}}
     prof["device"] = prof["meta"]["device"]
     for s in schemes:
         pts = bench_gemm(s, ms, shapes, device, flusher, reps, sync)
@@ -227,19 +252,21 @@ def run_microbench(device: str, quick: bool = False, reps: int | None = None, sc
     prof["attention_flops_s"] = {d: bench_attention(device, d, flusher, reps, sync, quick)
                                  for d in (("fp32", "bf16") if not device.startswith("cuda") else ("bf16", "fp16"))}
     prof["conv_flops_s"] = {"fp32": bench_conv(device, flusher, reps, sync, quick)}
+    prof["pool_elems_s"] = {d: bench_pool(device, d, flusher, reps, sync, quick)
+                            for d in (("fp32", "bf16") if not device.startswith("cuda") else ("bf16", "fp16"))}
     if progress is not None:
         progress.update(1)
     prof["overlap_p"] = fit_overlap(prof)
-    prof["gemm_fit_mdape_pct"] = gemm_fit_mdape(prof, prof["overlap_p"])
+    prof["gemm_fit_mdape_pct"] = gemm_fit_mdape(prof)
     return prof
 
 
 # ------------------------------------------------------------------------------------------ profile -> roofline
 
 def slot_rates(prof: dict) -> dict[str, float]:
-    """Dense-peak slots of the session accelerator (FLOP/s) from the measured schemes."""
+    """Dense-peak slots of the session accelerator (FLOP/s): each slot scheme's fitted large-M rate."""
     g = prof["gemm"]
-    out = {d: g[d]["achievable_flops_s"] for d in ("fp32", "bf16", "fp16", "fp8", "int8") if d in g}
+    out = {d: gemm_fit(prof, d)["peak_flops_s"] for d in ("fp32", "bf16", "fp16", "fp8", "int8") if d in g}
     if "fp16" not in out and "bf16" in out and prof["meta"].get("kind") == "cpu":
         out["fp16"] = out["bf16"]   # CPU recipes run 16-bit work (w8a8 attention, weight-only) in bf16
     return out
@@ -251,26 +278,35 @@ PRECISION_OF = {"fp32": (("fp32",), "fp32"), "bf16": (("bf16",), "bf16"), "fp16"
                 "w4a16": (("w4a16",), "fp16")}
 
 
+def _calibrated_ids(prof: dict, scheme: str) -> tuple[str, ...]:
+    pids = PRECISION_OF[scheme][0]
+    if scheme == "bf16" and "fp16" not in prof["gemm"] and prof["meta"].get("kind") == "cpu":
+        pids = pids + ("fp16",)     # the 16-bit GEMMs a CPU recipe keeps (a w8a8 model's lm_head) run in bf16
+    return pids
+
+
 def _precision_effs(prof: dict, bw: float) -> dict[str, dict]:
     slots = slot_rates(prof)
     out = {"default": {"gemm_scale": 1.0, "mem_scale": 1.0,
                        "basis": "measured profile: GEMM rates are the dtype peaks themselves"}}
-    for scheme, (pids, slot) in PRECISION_OF.items():
+    for scheme, (_, slot) in PRECISION_OF.items():
         if scheme not in prof["gemm"] or slot not in slots:
             continue
-        g = prof["gemm"][scheme]
-        gs = min(max(g["achievable_flops_s"] / slots[slot], 0.01), 1.5)
-        ms = min(max(g["stream_bytes_s"] / bw, 0.01), 1.5)
-        p_exp = fit_overlap(prof, only=scheme)     # from the stored sweep points: no new measurement
-        for pid in pids:
-            out[pid] = {"gemm_scale": gs, "mem_scale": ms, "overlap_p": p_exp,
-                        "basis": f"measured: {scheme} GEMM rate / {slot} slot, M=1 streaming rate / read bandwidth, "
-                                 f"overlap exponent fitted to the {scheme} GEMM sweep"}
+        fit = gemm_fit(prof, scheme)                  # from the stored sweep points: no new measurement
+        eff = {"gemm_scale": min(max(fit["peak_flops_s"] / slots[slot], 0.01), 1.5),
+               "mem_scale": min(max(fit["stream_bytes_s"] / bw, 0.01), 1.5), "overlap_p": fit["overlap_p"],
+               "eff_by_intensity": fit["eff_by_intensity"],
+               "basis": f"measured: {scheme} GEMM sweep (large-M rate / {slot} slot, compute efficiency per swept M, "
+                        f"overlap exponent fitted; MdAPE {fit['mdape_pct']:.1f} % over {fit['points']} points), "
+                        "M=1 streaming rate / read bandwidth"}
+        for pid in _calibrated_ids(prof, scheme):
+            out[pid] = eff
     return out
 
 
-def roofline_for_profile(prof: dict):
-    """(Accelerator, Calibration) of a measured profile; see the module docstring."""
+def roofline_for_profile(prof: dict, state: dict | None = None):
+    """(Accelerator, Calibration) of a measured profile; see the module docstring. ``state`` (probe.device_state)
+    scales the peaks by its compute ratio and the bandwidth by its memory ratio: the device as it ran."""
     from planner import catalog
     from planner.efficiency import Calibration
     from planner.specs import Accelerator
@@ -279,23 +315,27 @@ def roofline_for_profile(prof: dict):
     if "fp32" not in slots:
         raise PlannerError(f"profile of {prof.get('device')} has no fp32 GEMM rate")
     bw = read_bandwidth(prof)
+    r_c, r_m = (state["compute"], state["memory"]) if state else (1.0, 1.0)
     keys = {"fp32": "fp32_tflops", "bf16": "bf16_tflops", "fp16": "fp16_tflops", "fp8": "fp8_tflops",
             "int8": "int8_tops"}
-    peaks = {keys[d]: v / 1e12 for d, v in slots.items()}
+    peaks = {keys[d]: v * r_c / 1e12 for d, v in slots.items()}
     gpu = meta.get("kind") == "gpu"
     mem_bytes = meta.get("memory_bytes") or meta.get("host_memory_bytes") or 1 << 34
     tdp = meta.get("power_limit_w") or 100.0
     idle = min(meta.get("idle_power_w") or tdp * 0.25, tdp * 0.9)
     src = f"measured by planner microbench on {prof['date']} (profile of {prof['device']})"
+    if state:
+        src += (f", scaled to the device state of a run (compute x{r_c:.3f}, memory x{r_m:.3f}: "
+                f"{state.get('basis', 'probe')})")
     acc = Accelerator.model_validate({
         "id": measured_id(prof["device"]), "name": f"{meta.get('name', prof['device'])} (measured profile)",
         "vendor": "NVIDIA" if gpu else "measured", "kind": "gpu" if gpu else "cpu", "family": "measured",
         "form_factor": "measured device profile", "launch_year": 2024, "peak_dense": peaks,
-        "memory": {"capacity_gb": mem_bytes / 2 ** 30, "type": "measured", "bandwidth_gb_s": bw / 1e9},
+        "memory": {"capacity_gb": mem_bytes / 2 ** 30, "type": "measured", "bandwidth_gb_s": bw * r_m / 1e9},
         "interconnect": {"link": "none", "topology": "none", "max_gpus_per_node": 1, "pcie_gen": 4,
                          "pcie_gb_s_per_direction": 32.0},
         "power": {"tdp_w": tdp, "idle_w": idle}, "price": {},
-        "sources": {"peak_dense": src + ": best GEMM rate over sizes per scheme"
+        "sources": {"peak_dense": src + ": median large-M (M >= 128) GEMM rate per scheme"
                     + ("; the fp16 slot holds the bf16 rate (CPU recipes run 16-bit work in bf16)" if not gpu else ""),
                     "memory.bandwidth_gb_s": src + ": best streaming-read rate (a large sum or a GEMV's weight "
                                               "stream; weights and KV cache, the bulk of inference traffic, are read)",
@@ -312,14 +352,17 @@ def roofline_for_profile(prof: dict):
     eng = {"gemm_compute_frac": 1.0, "conv_compute_frac": max(min(conv / fp32, 1.0), 1e-3) if conv else 1.0,
            "attn_compute_frac": max(min(statistics.mean(attn_fracs), 1.0), 1e-3) if attn_fracs else 1.0,
            "vector_compute_frac": max(min(prof["vector_flops_s"] / fp32, 1.0), 1e-4),
+           "pool_compute_frac": (max(min(prof["pool_elems_s"]["fp32"] / fp32, 1.0), 1e-5)
+                                 if "fp32" in prof.get("pool_elems_s", {}) else None),
            "mem_frac": 1.0, "link_frac": 1.0, "launch_overhead_s": min(prof["launch_overhead_s"], 1e-3),
-           "step_overhead_s": 0.0, "request_overhead_s": 0.0, "overlap_p": prof["overlap_p"],
+           "step_overhead_s": 0.0, "request_overhead_s": 0.0, "overlap_p": fit_overlap(prof),
            "fused_elementwise_frac": 0.0}
     data = base.model_dump()
     data.update(description=f"measured profile of {prof['device']} ({prof['date']}): engine fractions 1.0 on measured "
-                            "peaks; conv, attention and vector fractions are measured ratios to those peaks",
-                fitted_by="planner.measure.microbench", fitted_on=prof["date"], fit_mdape_pct=prof.get("gemm_fit_mdape_pct"),
-                fitted_parameters=["engines.*.overlap_p (GEMM sweep of the profile)"],
+                            "peaks; conv, attention, vector and pooling fractions are measured ratios to those peaks",
+                fitted_by="planner.measure.microbench", fitted_on=prof["date"], fit_mdape_pct=gemm_fit_mdape(prof),
+                fitted_parameters=["precisions.*.eff_by_intensity (per swept M)",
+                                   "precisions.*.overlap_p", "engines.*.overlap_p (the fp32 one)"],
                 engines={e: eng for e in ("optimized", "compiled", "eager")},
                 precisions=_precision_effs(prof, bw))
     return acc, Calibration.model_validate(data)
@@ -336,10 +379,11 @@ def measured_id(device: str) -> str:
 
 
 @contextmanager
-def use_profile(prof: dict):
-    """Register the profile's accelerator and evaluate with its calibration; yields the accelerator id."""
+def use_profile(prof: dict, state: dict | None = None):
+    """Register the profile's accelerator (scaled to ``state`` if given) and evaluate with its calibration;
+    yields the accelerator id."""
     from planner import catalog
-    acc, cal = roofline_for_profile(prof)
+    acc, cal = roofline_for_profile(prof, state)
     catalog.register_accelerator(acc)
     try:
         with catalog.use_calibration(cal):
@@ -348,42 +392,88 @@ def use_profile(prof: dict):
         catalog.unregister_accelerator(acc.id)
 
 
-# ------------------------------------------------------------------------------------------ overlap fit
+# ------------------------------------------------------------------------------------------ GEMM sweep fit
 
-def _predict_point(p: dict, rate: float, bw: float, p_exp: float, launch: float) -> float:
-    tc = 2.0 * p["m"] * p["k"] * p["n"] / rate
-    tm = (p["weight_bytes"] + p["act_bytes"]) / bw
-    hi, lo = max(tc, tm), min(tc, tm)
-    return hi * (1 + (lo / hi) ** p_exp) ** (1 / p_exp) + launch
+OVERLAP_GRID = [1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0, 8.0, 16.0, 64.0]
+EFF_CAP = 2.0        # a point faster than its memory time needs no compute time: efficiency capped here
 
 
-def _point_errors(prof: dict, p_exp: float, only: str | None = None) -> list[float]:
-    """|log(pred/meas)| of every GEMM point of the schemes the roofline uses (or of scheme ``only``), with the
-    scheme's own achievable rate and streaming rate (as the roofline sees them: slot peak x gemm_scale,
-    bandwidth x mem_scale)."""
+def _sweep_arrays(g: dict):
+    import numpy as np
+    pts = g["points"]
+    col = lambda k: np.array([p[k] for p in pts], dtype=float)  # noqa: E731
+    return col("m"), 2.0 * col("m") * col("k") * col("n"), col("weight_bytes"), col("act_bytes"), col("seconds")
+
+
+def _predict_points(flops, wb, ab, peak, stream, p_exp, eff, launch):
+    import numpy as np
+    tc = flops / (peak * eff)
+    tm = (wb + ab) / stream
+    hi, lo = np.maximum(tc, tm), np.minimum(tc, tm)
+    return hi * (1.0 + (lo / hi) ** p_exp) ** (1.0 / p_exp) + launch
+
+
+def _table_for(m, flops, wb, ab, meas, peak, stream, p_exp, launch):
+    """Per distinct M: the compute efficiency (median over the sweep's shapes) that makes the roofline with
+    overlap ``p_exp`` reproduce the measured time; returned as ((FLOPs per weight byte, efficiency), ...)."""
+    import numpy as np
+    tm = (wb + ab) / stream
+    t = np.maximum(meas - launch, 1e-12)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        need = np.where(t > tm * 1.0001, (t ** p_exp - tm ** p_exp) ** (1.0 / p_exp), 0.0)
+        eff = np.where(need > 0, flops / peak / need, EFF_CAP)
+    eff = np.clip(eff, 0.01, EFF_CAP)
+    table = []
+    for mv in np.unique(m):
+        sel = m == mv
+        table.append((float(np.median(flops[sel] / wb[sel])), float(np.median(eff[sel]))))
+    return tuple(sorted(table))
+
+
+def gemm_fit(prof: dict, scheme: str) -> dict:
+    """A scheme's GEMM sweep as the roofline sees it: the large-M rate (median over M >= 128, as measured), the
+    M=1 streaming rate, a compute-efficiency table by FLOPs per weight byte (one entry per swept M: what makes
+    the roofline reproduce the median shape at that M) and the overlap exponent p that, with that table,
+    reproduces every point best (least mean |log error|). Derived from the stored points only."""
+    import numpy as np
+    g = prof["gemm"][scheme]
+    m, flops, wb, ab, meas = _sweep_arrays(g)
+    launch = prof.get("launch_overhead_s", 0.0)
+    peak, stream = g["achievable_flops_s"], g["stream_bytes_s"]
+    best = None
+    for p_exp in OVERLAP_GRID:
+        table = _table_for(m, flops, wb, ab, meas, peak, stream, p_exp, launch)
+        xs, es = np.array(table).T
+        eff = np.interp(np.log(flops / wb), np.log(xs), es)
+        pred = _predict_points(flops, wb, ab, peak, stream, p_exp, eff, launch)
+        err = float(np.abs(np.log(pred / meas)).mean())
+        if best is None or err < best[0]:
+            best = (err, p_exp, table, pred)
+    _, p_exp, table, pred = best
+    return {"peak_flops_s": peak, "overlap_p": p_exp, "eff_by_intensity": table, "stream_bytes_s": stream,
+            "mdape_pct": float(np.median(np.abs(pred / meas - 1.0)) * 100), "points": int(meas.size)}
+
+
+def fit_overlap(prof: dict) -> float:
+    """The engine-wide overlap p (for ops without a scheme of their own): the fp32 sweep's."""
+    return gemm_fit(prof, "fp32")["overlap_p"] if "fp32" in prof["gemm"] else 2.0
+
+
+def gemm_fit_mdape(prof: dict) -> float:
+    """MdAPE of the fitted roofline over every GEMM point of the schemes the recipes run."""
+    import numpy as np
     errs = []
     for scheme, g in prof["gemm"].items():
         if scheme not in PRECISION_OF:        # informational kernels (fbgemm, _int_mm on CPU) the recipes do not run
             continue
-        if only is not None and scheme != only:
-            continue
-        for p in g["points"]:
-            pred = _predict_point(p, g["achievable_flops_s"], g["stream_bytes_s"], p_exp, prof.get("launch_overhead_s", 0))
-            errs.append(abs(math.log(pred / p["seconds"])))
-    return errs
-
-
-OVERLAP_GRID = [1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0, 8.0, 16.0, 64.0]
-
-
-def fit_overlap(prof: dict, only: str | None = None) -> float:
-    """The p of t = (tc^p + tm^p)^(1/p) that best reproduces the GEMM sweep (median |log error|), over all
-    schemes or over scheme ``only``."""
-    return min(OVERLAP_GRID, key=lambda p: statistics.median(_point_errors(prof, p, only)))
-
-
-def gemm_fit_mdape(prof: dict, p_exp: float) -> float:
-    return statistics.median((math.exp(e) - 1) * 100 for e in _point_errors(prof, p_exp))
+        f = gemm_fit(prof, scheme)
+        _, flops, wb, ab, meas = _sweep_arrays(g)
+        xs, es = np.array(f["eff_by_intensity"]).T
+        eff = np.interp(np.log(flops / wb), np.log(xs), es)
+        pred = _predict_points(flops, wb, ab, f["peak_flops_s"], f["stream_bytes_s"], f["overlap_p"], eff,
+                               prof.get("launch_overhead_s", 0.0))
+        errs += list(np.abs(pred / meas - 1.0) * 100)
+    return float(np.median(errs)) if errs else float("nan")
 
 
 def load_profile(path: Path) -> dict:

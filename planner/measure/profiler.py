@@ -60,6 +60,7 @@ class PhaseTiming:
     cpu_share: list[float] = field(default_factory=list)  # per repetition: process CPU time / (wall x threads)
     timer: str = "wall"
     step_wall: list[float] = field(default_factory=list)
+    step_unprofiled: list[float] = field(default_factory=list)  # per repetition, without the profiler (CPU thread)
 
 
 def timer_for(device: str) -> str:
@@ -204,9 +205,10 @@ def _only_subregions(e, op_names) -> bool:
 
 
 def time_phase(phase: str, run_rep, *, steps: int, reps: int, warmup: int, device: str, flusher: Flusher,
-               op_names: set[str], trace_path: Path | None = None, progress=None) -> PhaseTiming:
+               op_names: set[str], trace_path: Path | None = None, progress=None, between=None) -> PhaseTiming:
     """``run_rep(flush)`` runs ``steps`` forward passes, each inside a STEP_REGION and preceded by ``flush()``.
-    Warm-up repetitions are not recorded; every timed repetition is profiled."""
+    Warm-up repetitions are not recorded; each timed repetition runs once without the profiler (the end-to-end
+    step time) and once profiled (the op rows), after ``between()`` if given."""
     cuda = device.startswith("cuda")
     timer = timer_for(device)
     for _ in range(warmup):
@@ -219,8 +221,12 @@ def time_phase(phase: str, run_rep, *, steps: int, reps: int, warmup: int, devic
     step_times: list[float] = []
     step_wall: list[float] = []
     shares: list[float] = []
+    unprofiled: list[float] = []
     threads = torch.get_num_threads()
     for r in range(reps):
+        if between is not None:              # e.g. a device-state probe sample, spread over the repetitions
+            between()
+        unprofiled.append(_unprofiled_rep(run_rep, flusher, op_names, device, steps, timer))
         prof = profile(activities=_activities(device), record_shapes=True, with_flops=True)
         rec = CpuTimeRecorder(op_names)
         with _quiet_stderr():
@@ -253,7 +259,20 @@ def time_phase(phase: str, run_rep, *, steps: int, reps: int, warmup: int, devic
                               times=[a.get((name, scope), [0.0])[0] / steps for a in timed],
                               wall=[a.get((name, scope), [0.0])[0] / steps for a in per_rep],
                               flops=first[2] / steps, kernels=int(first[3] / steps)))
-    return PhaseTiming(phase, steps, rows, step_times, shares, timer, step_wall)
+    return PhaseTiming(phase, steps, rows, step_times, shares, timer, step_wall, unprofiled)
+
+
+def _unprofiled_rep(run_rep, flusher, op_names, device: str, steps: int, timer: str) -> float:
+    """Mean seconds per forward step of one repetition without the profiler: the end-to-end time a user gets.
+    The profiler records every aten op in the calling thread (tens of microseconds each with shapes), which the
+    many small ops of a decode step would otherwise add to the end-to-end time."""
+    rec = CpuTimeRecorder(op_names, clock=time.thread_time if timer == "cpu-thread" else time.perf_counter)
+    with rec:
+        run_rep(flusher)
+        sync(device)
+    if len(rec.steps) != steps:
+        raise MeasurementError(f"expected {steps} forward steps in an unprofiled repetition, found {len(rec.steps)}")
+    return sum(rec.steps) / steps
 
 
 @contextmanager

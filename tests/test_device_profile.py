@@ -1,0 +1,75 @@
+"""A device profile -> the roofline of that device: the GEMM sweep fit (small-M efficiency table and overlap
+exponent) and the device-state probe scaling, on synthetic sweeps whose answer is known. Pure: no torch."""
+import pytest
+
+from planner.measure.microbench import gemm_fit, gemm_fit_mdape, roofline_for_profile
+from planner.measure.probe import device_state
+
+PEAK, STREAM, P = 100e9, 10e9, 2.0
+EFF = {1: 2.0, 8: 0.3, 32: 0.6, 128: 1.0, 512: 1.0, 1024: 1.0}
+SHAPES = ((4096, 4096), (4096, 11008), (11008, 4096))
+
+
+def _time(m, k, n, wb=4, ab=4):
+    tc = 2.0 * m * k * n / (PEAK * EFF[m])
+    tm = (k * n * wb + m * (k + n) * ab) / STREAM
+    return (tc ** P + tm ** P) ** (1 / P)
+
+
+def _profile():
+    pts = [{"m": m, "k": k, "n": n, "seconds": _time(m, k, n), "median_s": _time(m, k, n),
+            "weight_bytes": k * n * 4, "act_bytes": m * (k + n) * 4} for k, n in SHAPES for m in EFF]
+    g = {"points": pts, "achievable_flops_s": PEAK, "best_flops_s": PEAK, "stream_bytes_s": STREAM}
+    return {"version": 1, "device": "cpu-test-1t", "date": "2026-11-22T00:00:00+00:00",
+            "meta": {"kind": "cpu", "name": "test cpu", "host_memory_bytes": 1 << 34},
+            "gemm": {"fp32": g}, "memory": {"read_bytes_s": STREAM, "copy_bytes_s": STREAM},
+            "launch_overhead_s": 0.0, "vector_flops_s": 1e9, "attention_flops_s": {"fp32": 50e9},
+            "conv_flops_s": {"fp32": 80e9}, "pool_elems_s": {"fp32": 0.2e9}, "overlap_p": 2.0}
+
+
+def test_sweep_fit_recovers_the_generating_roofline():
+    f = gemm_fit(_profile(), "fp32")
+    assert f["overlap_p"] == P
+    table = dict(f["eff_by_intensity"])
+    for m, e in EFF.items():                       # intensity of fp32 weights: 2M / 4 FLOPs per byte
+        assert table[2 * m / 4] == pytest.approx(e, rel=1e-6)
+    assert f["mdape_pct"] < 1e-6 and f["points"] == 18
+    assert gemm_fit_mdape(_profile()) < 1e-6
+
+
+def test_profile_calibration_carries_the_fit():
+    acc, cal = roofline_for_profile(_profile())
+    fp32 = cal.precisions["fp32"]
+    assert fp32.overlap_p == P and dict(fp32.eff_by_intensity)[16.0] == pytest.approx(0.6)
+    eng = cal.engines["eager"]
+    assert eng.pool_compute_frac == pytest.approx(0.2e9 / PEAK)
+    assert eng.conv_compute_frac == pytest.approx(0.8) and eng.attn_compute_frac == pytest.approx(0.5)
+    assert acc.peak_dense.fp32_tflops * 1e12 == pytest.approx(PEAK)
+
+
+def _probe(scale_m1, scale_m128):
+    return {"scheme": "fp32", "k": 4096, "n": 4096, "timer": "cpu-thread",
+            "points": [{"m": 1, "seconds": _time(1, 4096, 4096) * scale_m1},
+                       {"m": 128, "seconds": _time(128, 4096, 4096) * scale_m128}]}
+
+
+def test_device_state_is_the_probe_to_profile_ratio():
+    prof = _profile()
+    st = device_state(prof, [_probe(1.25, 1.25)])
+    assert st["memory"] == pytest.approx(0.8) and st["compute"] == pytest.approx(0.8)
+    st = device_state(prof, [_probe(1.0, 1.25), _probe(1.5, 1.1), _probe(1.2, 1.3)])   # minimum per point
+    assert st["memory"] == pytest.approx(1.0) and st["compute"] == pytest.approx(1 / 1.1) and st["samples"] == 3
+    assert device_state(prof, None) is None and device_state(prof, []) is None
+    odd = _probe(1, 1)
+    odd["k"] = 512                                  # a point the profile never measured: no state, not a guess
+    assert device_state(prof, [odd]) is None
+
+
+def test_state_scales_peaks_and_bandwidth_only():
+    prof = _profile()
+    acc0, cal0 = roofline_for_profile(prof)
+    acc, cal = roofline_for_profile(prof, {"compute": 0.8, "memory": 0.9, "basis": "t"})
+    assert acc.peak_dense.fp32_tflops == pytest.approx(acc0.peak_dense.fp32_tflops * 0.8)
+    assert acc.bandwidth_bytes_s == pytest.approx(acc0.bandwidth_bytes_s * 0.9)
+    assert cal.precisions == cal0.precisions and cal.engines == cal0.engines
+    assert "compute x0.800" in acc.sources["peak_dense"]
