@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The main job: the dashboard once it lands (issue 5); until then a capacity summary on the default data.
+# The main job: the dashboard on its embedded default data (a capacity summary if streamlit_app.py is absent).
 run: $(STAMP)
 	@if [ -f streamlit_app.py ]; then \
 		$(BIN)/streamlit run streamlit_app.py; \

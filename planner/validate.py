@@ -99,7 +99,8 @@ def published_report(path: Path = PUBLISHED_DEV) -> list[RowResult]:
 
 MEASUREMENTS_ROOT = DATA_DIR / "measurements"
 # (faster precision, baseline) pairs whose speed-up a validation reports when both runs exist
-SPEEDUP_PAIRS = (("w8a8", "fp16"), ("w8a8", "bf16"), ("w8a8", "fp32"), ("w8a8-o3", "w8a8-o1"), ("w8a8", "w8a8-o1"),
+SPEEDUP_PAIRS = (("w8a8", "fp16"), ("w8a8", "bf16"), ("w8a8", "fp32"), ("w8a8-o2", "fp32"), ("w8a8-o2", "bf16"),
+                 ("w8a8-o3", "w8a8-o1"), ("w8a8", "w8a8-o1"),
                  ("w8a8-o2", "w8a8-o1"), ("fp8", "bf16"), ("bf16", "fp32"), ("w8a16", "bf16"), ("w8a16", "fp16"))
 
 
@@ -249,27 +250,30 @@ def _speedups(meta: dict, e2e: dict, root: Path, profile) -> dict:
 
 
 def _validate_core(meta: dict, mrows: list[dict], csv_path: Path, profile, with_speedups: bool = True) -> dict:
-    from planner.measure.microbench import use_profile
+    from planner.measure.microbench import int8_scheme_for, use_profile
     from planner.measure.probe import device_state
     from planner.specs import ModelSpec
     spec = ModelSpec.model_validate(meta["model_spec"])
     spec_scope = _scoped_spec(spec, meta["layers_measured"])
     phases = [p for p in ("vision", "prefill", "decode") if any(r["phase"] == p for r in mrows)]
+    # predictions from the profile scaled to the device state the run probed (planner.measure.probe); the same
+    # on the profile as measured beside them, so drift and model error can be told apart
+    int8 = int8_scheme_for(profile, (meta.get("recipe") or {}).get("int8_backend"))
     state = device_state(profile, meta.get("device_state_probes"))
     rows, e2e = [], {}
-    with use_profile(profile, state) as acc_id:
+    with use_profile(profile, state, int8) as acc_id:
         for ph in phases:
             r, s = _phase_report(spec, spec_scope, meta, mrows, ph, acc_id)
             rows += r
             e2e[ph] = s
-    if state is not None:       # the same prediction on the profile as measured, for transparency
-        with use_profile(profile) as acc_id:
+    if state is not None:
+        with use_profile(profile, None, int8) as acc_id:
             for ph in phases:
-                p_unscaled = _phase_report(spec, spec_scope, meta, mrows, ph, acc_id)[1]["predicted_s"]
-                e2e[ph]["unscaled_profile"] = {"predicted_s": p_unscaled,
-                                               "error_pct": _pct(p_unscaled, e2e[ph]["measured_s"])}
+                p_raw = _phase_report(spec, spec_scope, meta, mrows, ph, acc_id)[1]["predicted_s"]
+                e2e[ph]["unscaled_profile"] = {"predicted_s": p_raw, "error_pct": _pct(p_raw, e2e[ph]["measured_s"])}
     apes = [abs(r["error_pct"]) for r in rows if r["error_pct"] is not None]
-    out = {"device": meta["device"], "model": meta["model"], "precision": meta["precision"], "batch": meta["batch"],
+    out = {"device": meta["device"], "model": meta["model"], "precision": meta["precision"],
+           "int8_backend": (meta.get("recipe") or {}).get("int8_backend"), "batch": meta["batch"],
            "input_len": meta.get("input_len"), "output_len": meta.get("output_len"),
            "layers_measured": meta["layers_measured"], "layers_total": meta["layers_total"], "run": meta["run"],
            "date": meta.get("date"), "profile_date": profile.get("date"),

@@ -57,12 +57,15 @@ def test_device_state_is_the_probe_to_profile_ratio():
     prof = _profile()
     st = device_state(prof, [_probe(1.25, 1.25)])
     assert st["memory"] == pytest.approx(0.8) and st["compute"] == pytest.approx(0.8)
-    st = device_state(prof, [_probe(1.0, 1.25), _probe(1.5, 1.1), _probe(1.2, 1.3)])   # minimum per point
-    assert st["memory"] == pytest.approx(1.0) and st["compute"] == pytest.approx(1 / 1.1) and st["samples"] == 3
+    st = device_state(prof, [_probe(1.0, 1.25), _probe(1.5, 1.1), _probe(1.2, 1.3)])   # median per point
+    assert st["memory"] == pytest.approx(1 / 1.2) and st["compute"] == pytest.approx(0.8) and st["samples"] == 3
     assert device_state(prof, None) is None and device_state(prof, []) is None
     odd = _probe(1, 1)
     odd["k"] = 512                                  # a point the profile never measured: no state, not a guess
     assert device_state(prof, [odd]) is None
+    amx = _probe(1, 1)
+    amx["scheme"] = "int8"                          # only the device's regular kernel (fp32 on CPU) is a state
+    assert device_state(prof, [amx]) is None
 
 
 def test_state_scales_peaks_and_bandwidth_only():
@@ -73,3 +76,15 @@ def test_state_scales_peaks_and_bandwidth_only():
     assert acc.bandwidth_bytes_s == pytest.approx(acc0.bandwidth_bytes_s * 0.9)
     assert cal.precisions == cal0.precisions and cal.engines == cal0.engines
     assert "compute x0.800" in acc.sources["peak_dense"]
+
+
+def test_a_run_through_fbgemm_is_predicted_from_the_fbgemm_sweep():
+    from planner.measure.microbench import int8_scheme_for
+    prof = _profile()
+    g = prof["gemm"]["fp32"]
+    prof["gemm"]["int8"] = {**g, "achievable_flops_s": 4 * PEAK}
+    prof["gemm"]["int8-fbgemm"] = {**g, "achievable_flops_s": 2 * PEAK}
+    assert int8_scheme_for(prof, "fbgemm") == "int8-fbgemm"
+    assert int8_scheme_for(prof, "onednn") == "int8" and int8_scheme_for(prof, None) == "int8"
+    assert roofline_for_profile(prof)[0].peak_dense.int8_tops * 1e12 == pytest.approx(4 * PEAK)
+    assert roofline_for_profile(prof, int8_scheme="int8-fbgemm")[0].peak_dense.int8_tops * 1e12 == pytest.approx(2 * PEAK)

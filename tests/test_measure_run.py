@@ -42,6 +42,16 @@ def test_measurement_path_runs_in_under_a_minute(campaign):
     assert campaign[4] < 60
 
 
+def test_profile_sweep_is_timed_in_rounds(campaign):
+    _, prof, _, _, _ = campaign
+    for scheme in ("fp32", "int8"):
+        pts = prof["gemm"][scheme]["points"]
+        assert [(p["m"], p["k"], p["n"]) for p in pts] == [(m, 512, 512) for m in (1, 16, 64)]
+        assert all(0 < p["seconds"] <= p["median_s"] <= p["max_s"] for p in pts)
+    assert "rounds" in prof["statistic"] and prof["allocator"].startswith("glibc mallopt")
+    assert prof["pool_elems_s"]["fp32"] > 0
+
+
 def test_profile_gives_a_session_accelerator(campaign):
     _, prof, _, _, _ = campaign
     acc, cal = roofline_for_profile(prof)
@@ -81,6 +91,7 @@ def test_run_files_and_metadata(campaign):
     assert {("prefill", "step_profiled"), ("decode", "step_profiled")} <= names
     assert len(meta["device_state_probes"]) == 2 + 2 * 2          # before, one per repetition and phase, after
     probe = meta["device_state_probes"][0]
+    assert probe["scheme"] == "fp32"                     # the device's regular kernel, whatever the precision
     assert (probe["k"], probe["n"]) == (512, 512) and [p["m"] for p in probe["points"]] == [1, 64]  # quick profile
     assert meta["allocator"].startswith("glibc mallopt")
     trace = json.loads(gzip.open(r["csv"].replace(".csv", ".trace.json.gz")).read())

@@ -37,7 +37,7 @@ def register(sub, add_common) -> dict:
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     p.add_argument("--out", default=None, help="measurements root (default data/measurements); writes <device>/profile.json")
     p.add_argument("--quick", action="store_true", help="small sizes (a smoke test, not a profile to rely on)")
-    p.add_argument("--reps", type=int, default=None, help="timed repetitions per point (default 5, quick 2)")
+    p.add_argument("--reps", type=int, default=None, help="timed rounds over the GEMM points (default 7, quick 2)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     add_common(p)
     m = sub.add_parser("measure", help="time a model's ops per precision and batch; writes measured runs")
@@ -49,7 +49,7 @@ def register(sub, add_common) -> dict:
     m.add_argument("--layers", type=int, default=None, help="layers to build and time (scaled to the model in validation)")
     m.add_argument("--device", default="cpu")
     m.add_argument("--out", default=None, help="measurements root (default data/measurements)")
-    m.add_argument("--reps", type=int, default=3)
+    m.add_argument("--reps", type=int, default=5, help="timed repetitions per phase (each once unprofiled, once profiled)")
     m.add_argument("--warmup", type=int, default=1)
     m.add_argument("--int8-backend", default="auto", help="w8a8 GEMM kernel: auto, onednn, fbgemm (CPU), int_mm")
     m.add_argument("--alpha", type=float, default=0.5, help="SmoothQuant migration strength")
@@ -77,13 +77,13 @@ def _root(out) -> Path:
 
 def cmd_microbench(args) -> int:
     from planner.measure.harness import _progress, check_device
-    from planner.measure.microbench import available_schemes, roofline_for_profile, run_microbench
+    from planner.measure.microbench import roofline_for_profile, run_microbench
     from planner.measure.runs import profile_path, write_json
     device = check_device(args.device)
     _threads(args.threads)
     if args.reps is not None and args.reps < 1:
         raise PlannerError(f"--reps must be a positive integer, got {args.reps}")
-    bar = _progress(len(available_schemes(device)) + 1, "microbench")
+    bar = _progress((args.reps or (2 if args.quick else 7)) + 1, "microbench")
     prof = run_microbench(device, quick=args.quick, reps=args.reps, progress=bar)
     bar.close()
     path = profile_path(_root(args.out), prof["device"])
@@ -144,11 +144,14 @@ def print_validation(v: dict) -> None:
           f"{v['layers_measured']}/{v['layers_total']})")
     st = v.get("device_state")
     if st:
-        print(f"  device state during the run vs its profile of {v['profile_date']}: compute x{st['compute']:.3f}, "
-              f"memory x{st['memory']:.3f} (probe: {st['basis']}); predictions use the profile scaled by these")
+        drift = max(abs(st["compute"] - 1), abs(st["memory"] - 1))
+        print(f"  predictions: the device profile of {v['profile_date']} scaled to the run's device state: compute "
+              f"x{st['compute']:.3f}, memory x{st['memory']:.3f} ({st['basis']})"
+              + ("; the device changed speed since it was profiled: re-run planner microbench right before "
+                 "measuring" if drift > 0.15 else ""))
     else:
-        print(f"  device state: not probed (run without probes or profile without the probe points): predictions "
-              f"use the profile of {v['profile_date']} as measured")
+        print(f"  predictions: the device profile of {v['profile_date']} as measured (the run has no device-state "
+              "probe of the profile's points)")
     print(f"  {'phase':<8} {'op':<12} {'predicted ms':>13} {'measured ms':>12} {'error %':>8} {'spread %':>9}  bound")
     for r in v["rows"]:
         spread = "-" if r["spread_pct"] is None else f"{r['spread_pct']:.1f}"
@@ -161,8 +164,9 @@ def print_validation(v: dict) -> None:
               f"(layers x {w['layer_scale']:g}): {_fmt_ms(w['predicted_s'])} vs {_fmt_ms(w['measured_scaled_s'])} ms, "
               f"{_fmt_pct(w['error_pct'])} %")
         if "unscaled_profile" in s:
-            print(f"  {'':<11}{'':<8} on the unscaled profile: predicted {_fmt_ms(s['unscaled_profile']['predicted_s'])} "
-                  f"ms, error {_fmt_pct(s['unscaled_profile']['error_pct'])} %")
+            sc = s["unscaled_profile"]
+            print(f"  {'':<19} on the profile as measured (not scaled): predicted {_fmt_ms(sc['predicted_s'])} ms, "
+                  f"error {_fmt_pct(sc['error_pct'])} %")
     if "request" in v:
         r = v["request"]
         print(f"  request (prefill + {v['output_len'] - 1} decode steps): predicted {r['predicted_s']:.3f} s, "

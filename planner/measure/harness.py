@@ -89,7 +89,7 @@ def _existing_profile(out_root: Path | None, dev_id: str) -> dict | None:
 
 
 def measure_model(spec: ModelSpec, precision: str, *, batch: int = 1, input_len: int = 128, output_len: int = 16,
-                  layers: int | None = None, device: str = "cpu", reps: int = 3, warmup: int = 1,
+                  layers: int | None = None, device: str = "cpu", reps: int = 5, warmup: int = 1,
                   out_root: Path | None = None, int8_backend: str = "auto", alpha: float = 0.5, trace: bool = True,
                   progress: bool = True) -> dict:
     """Measure one (model, precision, batch) and write it under ``out_root`` (None: do not write).
@@ -159,7 +159,7 @@ def measure_model(spec: ModelSpec, precision: str, *, batch: int = 1, input_len:
     trace_path = (out_dir / f"{run_id}.trace.json.gz") if (trace and out_dir is not None) else None
     timings = []
     from planner.measure.probe import probe_plan, run_probe
-    plan = probe_plan(_existing_profile(out_root, dev_id), device, precision)
+    plan = probe_plan(_existing_profile(out_root, dev_id), device)
     probes = [run_probe(device, flusher, plan=plan)]   # device state before the phases (see planner.measure.probe),
 
     def sample():                                      # ... one sample before every repetition ...

@@ -1,7 +1,8 @@
 """Microbenchmarks -> device profile -> the roofline of that device.
 
 Measured (caches flushed before every repetition; the minimum of the repetitions, as timeit advises, since
-higher values are mostly other processes interfering; the median is kept beside it):
+higher values are mostly other processes interfering; the median is kept beside it; GEMM points are timed in
+rounds, every point once per round, so a slow minute of a shared machine touches all points alike):
 - GEMM rate per scheme over sizes: Y[M,N] = X[M,K] W[N,K]^T through the same modules the recipes run
   (prepacked oneDNN fp32/bf16 on CPU, F.linear on CUDA; the W8A8 int8 backends including their activation
   quantize; weight-only int8); the achievable rate is the median over the compute-bound points (M >= 128) of
@@ -121,6 +122,42 @@ def bench_gemm(scheme: str, ms, shapes, device: str, flusher, reps: int, sync) -
     return pts
 
 
+def bench_gemm_interleaved(schemes, ms, shapes, device: str, flusher, reps: int, sync, progress=None) -> dict:
+    """Every (scheme, shape, M) point timed once per round, ``reps`` rounds: each point's repetitions spread over
+    the whole sweep instead of one burst, so a slow minute of a shared machine cannot bend the sweep's shape (on
+    this project's CPU a profile timed point by point caught the bf16/int8 kernels in a 2x slower minute that the
+    fp32 ones missed). Returns {scheme: [points]} in bench_gemm's format."""
+    import torch
+    clock = getattr(sync, "clock", time.perf_counter)
+    cases = []
+    with torch.no_grad():
+        for scheme in schemes:
+            for k, n in shapes:
+                mod, dt, wb, ib, ob = _gemm_module(scheme, k, n, device)
+                for m in ms:
+                    x = torch.randn(m, k, device=device).to(dt)
+                    mod(x)                                   # warm-up (packing, first-call dispatch)
+                    cases.append((scheme, k, n, m, mod, x, wb, ib, ob))
+        sync()
+        times: list[list[float]] = [[] for _ in cases]
+        for _ in range(reps):
+            for i, (_, _, _, _, mod, x, *_rest) in enumerate(cases):
+                flusher()
+                t0 = clock()
+                mod(x)
+                sync()
+                times[i].append(clock() - t0)
+            if progress is not None:
+                progress.update(1)
+    out: dict[str, list[dict]] = {s: [] for s in schemes}
+    for (scheme, k, n, m, _, _, wb, ib, ob), ts in zip(cases, times):
+        t = min(ts)
+        out[scheme].append({"m": m, "k": k, "n": n, "seconds": t, "median_s": statistics.median(ts), "max_s": max(ts),
+                            "flops_s": 2.0 * m * k * n / t, "weight_bytes": k * n * wb,
+                            "act_bytes": m * k * ib + m * n * ob})
+    return out
+
+
 def _bench_shape(scheme: str, ms, k: int, n: int, device: str, flusher, reps: int, sync) -> list[dict]:
     import torch
     mod, dt, wb, ib, ob = _gemm_module(scheme, k, n, device)
@@ -230,22 +267,23 @@ def run_microbench(device: str, quick: bool = False, reps: int | None = None, sc
     allocator = keep_freed_memory()
     torch.set_flush_denormal(True)
     sync = _Sync(device)
-    reps = reps or (2 if quick else 5)
+    reps = reps or (2 if quick else 7)
     flusher = Flusher(device, (64 << 20) if quick else None)
     ms, shapes = (QUICK_MS, QUICK_SHAPES) if quick else (FULL_MS, FULL_SHAPES)
     schemes = schemes or available_schemes(device)
     prof = {"version": PROFILE_VERSION, "device": None, "date": now_iso(), "command": command_line(),
-            "quick": quick, "reps": reps, "timer": sync.timer, "statistic": "minimum of repetitions (median beside it), caches flushed before each",
+            "quick": quick, "reps": reps, "timer": sync.timer,
+            "statistic": "minimum of repetitions (median beside it), caches flushed before each; GEMM points are "
+                         "timed in rounds (every point once per round) so each point's repetitions span the sweep",
             "meta": device_info(device), "allocator": allocator, "gemm": {}}
     prof["device"] = prof["meta"]["device"]
+    sweep = bench_gemm_interleaved(schemes, ms, shapes, device, flusher, reps, sync, progress)
     for s in schemes:
-        pts = bench_gemm(s, ms, shapes, device, flusher, reps, sync)
+        pts = sweep[s]
         big = [p["flops_s"] for p in pts if p["m"] >= min(COMPUTE_BOUND_M, max(ms))]
         stream = statistics.median((p["weight_bytes"] + p["act_bytes"]) / p["seconds"] for p in pts if p["m"] == min(ms))
         prof["gemm"][s] = {"points": pts, "achievable_flops_s": statistics.median(big), "best_flops_s": max(big),
                            "stream_bytes_s": stream}
-        if progress is not None:
-            progress.update(1)
     prof["memory"] = bench_memory(device, flusher, reps, sync)
     prof["launch_overhead_s"] = bench_launch(device, sync, 200 if quick else 2000)
     prof["vector_flops_s"] = bench_vector(device, sync, reps)
@@ -263,10 +301,19 @@ def run_microbench(device: str, quick: bool = False, reps: int | None = None, sc
 
 # ------------------------------------------------------------------------------------------ profile -> roofline
 
-def slot_rates(prof: dict) -> dict[str, float]:
+def int8_scheme_for(prof: dict, backend: str | None) -> str:
+    """The profile's sweep of the int8 kernel a run used: 'int8' is the default backend's (oneDNN on CPU,
+    _int_mm on CUDA); a run through another backend (--int8-backend fbgemm) is predicted from that one's sweep."""
+    name = f"int8-{backend}" if backend else ""
+    return name if name in prof.get("gemm", {}) else "int8"
+
+
+def slot_rates(prof: dict, int8_scheme: str = "int8") -> dict[str, float]:
     """Dense-peak slots of the session accelerator (FLOP/s): each slot scheme's fitted large-M rate."""
     g = prof["gemm"]
-    out = {d: gemm_fit(prof, d)["peak_flops_s"] for d in ("fp32", "bf16", "fp16", "fp8", "int8") if d in g}
+    src = {"int8": int8_scheme}
+    out = {d: gemm_fit(prof, src.get(d, d))["peak_flops_s"] for d in ("fp32", "bf16", "fp16", "fp8", "int8")
+           if src.get(d, d) in g}
     if "fp16" not in out and "bf16" in out and prof["meta"].get("kind") == "cpu":
         out["fp16"] = out["bf16"]   # CPU recipes run 16-bit work (w8a8 attention, weight-only) in bf16
     return out
@@ -285,11 +332,12 @@ def _calibrated_ids(prof: dict, scheme: str) -> tuple[str, ...]:
     return pids
 
 
-def _precision_effs(prof: dict, bw: float) -> dict[str, dict]:
-    slots = slot_rates(prof)
+def _precision_effs(prof: dict, bw: float, int8_scheme: str = "int8") -> dict[str, dict]:
+    slots = slot_rates(prof, int8_scheme)
     out = {"default": {"gemm_scale": 1.0, "mem_scale": 1.0,
                        "basis": "measured profile: GEMM rates are the dtype peaks themselves"}}
-    for scheme, (_, slot) in PRECISION_OF.items():
+    for key, (_, slot) in PRECISION_OF.items():
+        scheme = int8_scheme if key == "int8" else key
         if scheme not in prof["gemm"] or slot not in slots:
             continue
         fit = gemm_fit(prof, scheme)                  # from the stored sweep points: no new measurement
@@ -299,19 +347,20 @@ def _precision_effs(prof: dict, bw: float) -> dict[str, dict]:
                "basis": f"measured: {scheme} GEMM sweep (large-M rate / {slot} slot, compute efficiency per swept M, "
                         f"overlap exponent fitted; MdAPE {fit['mdape_pct']:.1f} % over {fit['points']} points), "
                         "M=1 streaming rate / read bandwidth"}
-        for pid in _calibrated_ids(prof, scheme):
+        for pid in _calibrated_ids(prof, key):
             out[pid] = eff
     return out
 
 
-def roofline_for_profile(prof: dict, state: dict | None = None):
+def roofline_for_profile(prof: dict, state: dict | None = None, int8_scheme: str = "int8"):
     """(Accelerator, Calibration) of a measured profile; see the module docstring. ``state`` (probe.device_state)
-    scales the peaks by its compute ratio and the bandwidth by its memory ratio: the device as it ran."""
+    scales the peaks by its compute ratio and the bandwidth by its memory ratio: the device as it ran.
+    ``int8_scheme``: the sweep that stands for the int8 slot and w8a8 (int8_scheme_for a run's backend)."""
     from planner import catalog
     from planner.efficiency import Calibration
     from planner.specs import Accelerator
     meta = prof["meta"]
-    slots = slot_rates(prof)
+    slots = slot_rates(prof, int8_scheme)
     if "fp32" not in slots:
         raise PlannerError(f"profile of {prof.get('device')} has no fp32 GEMM rate")
     bw = read_bandwidth(prof)
@@ -364,7 +413,7 @@ def roofline_for_profile(prof: dict, state: dict | None = None):
                 fitted_parameters=["precisions.*.eff_by_intensity (per swept M)",
                                    "precisions.*.overlap_p", "engines.*.overlap_p (the fp32 one)"],
                 engines={e: eng for e in ("optimized", "compiled", "eager")},
-                precisions=_precision_effs(prof, bw))
+                precisions=_precision_effs(prof, bw, int8_scheme))
     return acc, Calibration.model_validate(data)
 
 
@@ -379,11 +428,11 @@ def measured_id(device: str) -> str:
 
 
 @contextmanager
-def use_profile(prof: dict, state: dict | None = None):
+def use_profile(prof: dict, state: dict | None = None, int8_scheme: str = "int8"):
     """Register the profile's accelerator (scaled to ``state`` if given) and evaluate with its calibration;
     yields the accelerator id."""
     from planner import catalog
-    acc, cal = roofline_for_profile(prof, state)
+    acc, cal = roofline_for_profile(prof, state, int8_scheme)
     catalog.register_accelerator(acc)
     try:
         with catalog.use_calibration(cal):
