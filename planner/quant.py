@@ -61,6 +61,13 @@ PRECISIONS: dict[str, Precision] = {p.id: p for p in [
     Precision("w8a8-o1", "SmoothQuant W8A8 int8, per-token dynamic (O1): per-row absmax, quantize, "
               "per-token dequant in the GEMM epilogue", **_W8A8, quant_read_passes=2, quant_write_bytes=1,
               quant_launches=2, gemm_scale=0.95, granularity="per-token"),
+    # The CPU form of SmoothQuant O2 where no 16-bit path is dependable (the "w8a8 through fbgemm"):
+    # fbgemm's dynamic quantized linear takes fp32 activations and quantizes them per tensor itself; norms,
+    # attention, the KV cache and the head stay fp32.
+    Precision("w8a8-o2-f32", "SmoothQuant W8A8 int8, per-tensor dynamic (O2), fp32 activations, attention and head "
+              "(the CPU form: fbgemm)", weight_bytes=1.0, act_bytes=4.0, gemm_in_bytes=1.0, kv_bytes=4.0,
+              gemm_dtype="int8", attn_dtype="fp32", quant_read_passes=2, quant_write_bytes=1, quant_launches=2,
+              granularity="per-tensor-dynamic"),
     Precision("w8a16", "weight-only int8, 16-bit activations", 1.0 + 2 / 4096, 2, 2, 2, "fp16", "fp16",
               dequant_vflops_per_weight=2.0),
     # int4 with one fp16 scale and one fp16 zero per group of 128 weights (AWQ/GPTQ default group size)

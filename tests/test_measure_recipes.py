@@ -23,13 +23,26 @@ cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GP
 
 @pytest.mark.parametrize("precision,backend,tol", [
     ("w8a8", "onednn", 0.02), ("w8a8-o1", "onednn", 0.02), ("w8a8-o2", "onednn", 0.02), ("w8a8-o2", "fbgemm", 0.03),
-    ("w8a8-o1", "int_mm", 0.02), ("w8a16", "auto", 0.02), ("bf16", "auto", 0.01), ("fp32", "auto", 1e-6)])
+    ("w8a8-o1", "int_mm", 0.02), ("w8a8-o2-f32", "auto", 0.03), ("w8a16", "auto", 0.02), ("bf16", "auto", 0.01),
+    ("fp32", "auto", 1e-6)])
 def test_cpu_kernels_match_fp32(precision, backend, tol):
     r = rc.make_recipe(precision, "cpu", backend)
     err = rc.linear_check(r, "cpu")
     assert err < tol
     if precision.startswith("w8a8"):
         assert err > 1e-4          # really quantized, not a float fallback
+
+
+def test_fp32_activation_w8a8_is_fbgemm_with_an_fp32_head():
+    """The CPU form of W8A8: int8 GEMMs through fbgemm, everything else (and the cost model's head) in fp32."""
+    from planner.arch.decoder import decoder_ops
+    from planner.catalog import load_model
+    from planner.quant import load_precision
+    r = rc.make_recipe("w8a8-o2-f32", "cpu")
+    assert (r.act_dtype, r.kv_dtype, r.int8_backend) == (torch.float32, torch.float32, "fbgemm")
+    a = load_model("llama-2-7b").arch
+    head = next(o for o in decoder_ops(a, "decode", load_precision("w8a8-o2-f32")) if o.name == "lm_head")
+    assert head.weight_bytes[0] == a.d_model * a.vocab_size * 4 and head.dtype == "fp32"
 
 
 def test_w4a16_cpu_kernel_error_is_that_of_4_bit_weights():
@@ -39,7 +52,8 @@ def test_w4a16_cpu_kernel_error_is_that_of_4_bit_weights():
 
 @pytest.mark.parametrize("precision,backend,msg", [
     ("fp8", "auto", "CUDA"), ("fp16", "auto", "bf16"), ("llm-int8", "auto", "bitsandbytes"),
-    ("w8a8-o1", "fbgemm", "w8a8-o2 only"), ("w8a8", "bogus", "int8 backend"), ("int3", "auto", "no measurement recipe")])
+    ("w8a8-o1", "fbgemm", "w8a8-o2 only"), ("w8a8", "bogus", "int8 backend"), ("int3", "auto", "no measurement recipe"),
+    ("w8a8-o2-f32", "onednn", "through fbgemm")])
 def test_refusals_are_planner_errors(precision, backend, msg):
     with pytest.raises(PlannerError, match=msg) as e:
         rc.make_recipe(precision, "cpu", backend)

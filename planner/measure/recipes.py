@@ -37,8 +37,8 @@ from planner.measure.models import region
 GRANULARITIES = ("per-token", "per-tensor-dynamic", "per-tensor-static")
 # precision id -> SmoothQuant activation granularity (planner.quant.GRANULARITY reversed; w8a8 = O3)
 W8A8_GRANULARITY = {"w8a8": "per-tensor-static", "w8a8-o3": "per-tensor-static", "w8a8-o2": "per-tensor-dynamic",
-                    "w8a8-o1": "per-token"}
-SUPPORTED = ("fp32", "bf16", "fp16", "fp8", "w8a8", "w8a8-o1", "w8a8-o2", "w8a8-o3", "w8a16", "w4a16")
+                    "w8a8-o1": "per-token", "w8a8-o2-f32": "per-tensor-dynamic"}
+SUPPORTED = ("fp32", "bf16", "fp16", "fp8", "w8a8", "w8a8-o1", "w8a8-o2", "w8a8-o3", "w8a8-o2-f32", "w8a16", "w4a16")
 INT8_BACKENDS = ("auto", "onednn", "fbgemm", "int_mm")
 
 
@@ -89,6 +89,14 @@ def make_recipe(precision: str, device: str, int8_backend: str = "auto") -> Reci
             raise PlannerError(f"fp8 needs compute capability 8.9+ (this GPU: {major}.{minor})")
         return Recipe("fp8", torch.bfloat16, torch.float8_e4m3fn, "torch._scaled_mm e4m3 per-tensor scales")
     b16 = sixteen_bit(device)
+    if precision == "w8a8-o2-f32":
+        if cuda:
+            raise PlannerError("w8a8-o2-f32 is the CPU form of W8A8 (fbgemm, fp32 activations): on CUDA use w8a8-o2")
+        if int8_backend not in ("auto", "fbgemm"):
+            raise PlannerError(f"w8a8-o2-f32 runs through fbgemm (its dynamic linear takes fp32 input), "
+                               f"not '{int8_backend}'")
+        return Recipe(precision, torch.float32, torch.float32, "SmoothQuant W8A8 int8 GEMM via fbgemm, fp32 "
+                      "activations", "fbgemm", "per-tensor-dynamic")
     if precision.startswith("w8a8"):
         backend = resolve_int8_backend(int8_backend, device)
         gran = W8A8_GRANULARITY[precision]
