@@ -44,10 +44,11 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps([{k: v for k, v in r.items() if k != "rows"} for r in results], indent=1, default=str))
         return 0
-    print(f"CPU validation: {len(results)} measured runs, device profile {results[0]['device']} "
-          f"(profile of {results[0]['profile_date']}); state c/m: compute and memory speed the run probed, as a "
-          "fraction of the profile's\n")
-    head = (f"{'model':<12} {'prec':<11} {'int8':<6} {'b':>2} {'run (UTC)':<9} {'phase':<8} {'pred ms':>9} {'meas ms':>9} {'err %':>7} "
+    devices = sorted({(r["device"], r["profile_date"]) for r in results})
+    print(f"CPU validation: {len(results)} measured runs; device profiles: "
+          + "; ".join(f"{d} (of {date})" for d, date in devices)
+          + ". state c/m: compute and memory speed the run probed, as a fraction of the profile's\n")
+    head = (f"{'threads':<7} {'model':<12} {'prec':<11} {'int8':<6} {'b':>2} {'run (UTC)':<9} {'phase':<8} {'pred ms':>9} {'meas ms':>9} {'err %':>7} "
             f"{'unscaled %':>10} {'state c/m':>9} {'spread %':>8} {'whole-model %':>13} {'op MdAPE %':>10}")
     print(head)
     print("-" * len(head))
@@ -60,7 +61,7 @@ def main(argv=None) -> int:
             worst[target] = max(worst[target], abs(e["error_pct"]))
             scaled = e.get("unscaled_profile", {}).get("error_pct")
             scaled = f"{scaled:+.1f}" if scaled is not None else "-"
-            print(f"{r['model']:<12} {r['precision']:<11} {(r.get('int8_backend') or '-'):<6} {r['batch']:>2} {r['run'][-6:-2]:<9} {ph:<8} {e['predicted_s'] * 1e3:>9.1f} "
+            print(f"{r['device'].rsplit('-', 1)[-1]:<7} {r['model']:<12} {r['precision']:<11} {(r.get('int8_backend') or '-'):<6} {r['batch']:>2} {r['run'][-6:-2]:<9} {ph:<8} {e['predicted_s'] * 1e3:>9.1f} "
                   f"{e['measured_s'] * 1e3:>9.1f} {e['error_pct']:>+7.1f} {scaled:>10} {state:>9} {e['spread_pct']:>8.1f} "
                   f"{e['whole_model']['error_pct']:>+13.1f} {r['op_mdape_pct']:>10.1f}")
     print(f"\nlargest end-to-end error, fp32 and fbgemm w8a8 runs: {worst[True]:.1f} % (target <= {TARGET_PCT:g} % on "
