@@ -95,5 +95,5 @@ class Calibration(_Strict):
         return self.families.get(name) or self.families["default"]
 
     def precision(self, pid: str) -> PrecisionEff:
-        base = pid.split("-o")[0] if pid.startswith("w8a8") else pid
+        base = "w8a8" if pid.startswith("w8a8") else pid        # O1-O3 and the CPU forms share w8a8's GEMMs
         return self.precisions.get(pid) or self.precisions.get(base) or self.precisions["default"]

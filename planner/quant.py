@@ -68,6 +68,10 @@ PRECISIONS: dict[str, Precision] = {p.id: p for p in [
               "(the CPU form: fbgemm)", weight_bytes=1.0, act_bytes=4.0, gemm_in_bytes=1.0, kv_bytes=4.0,
               gemm_dtype="int8", attn_dtype="fp32", quant_read_passes=2, quant_write_bytes=1, quant_launches=2,
               granularity="per-tensor-dynamic"),
+    # ... and of the default O3 (per-tensor static: fbgemm takes the calibrated scale, the quantize runs in the GEMM)
+    Precision("w8a8-f32", "SmoothQuant W8A8 int8, per-tensor static (O3), fp32 activations, attention and head "
+              "(the CPU form: fbgemm)", weight_bytes=1.0, act_bytes=4.0, gemm_in_bytes=1.0, kv_bytes=4.0,
+              gemm_dtype="int8", attn_dtype="fp32", granularity="per-tensor-static"),
     Precision("w8a16", "weight-only int8, 16-bit activations", 1.0 + 2 / 4096, 2, 2, 2, "fp16", "fp16",
               dequant_vflops_per_weight=2.0),
     # int4 with one fp16 scale and one fp16 zero per group of 128 weights (AWQ/GPTQ default group size)

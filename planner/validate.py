@@ -100,7 +100,7 @@ def published_report(path: Path = PUBLISHED_DEV) -> list[RowResult]:
 MEASUREMENTS_ROOT = DATA_DIR / "measurements"
 # (faster precision, baseline) pairs whose speed-up a validation reports when both runs exist
 SPEEDUP_PAIRS = (("w8a8", "fp16"), ("w8a8", "bf16"), ("w8a8", "fp32"), ("w8a8-o2", "fp32"), ("w8a8-o2", "bf16"),
-                 ("w8a8-o2-f32", "fp32"),
+                 ("w8a8-f32", "fp32"), ("w8a8-o2-f32", "fp32"), ("w8a8-f32", "w8a8-o2-f32"),
                  ("w8a8-o3", "w8a8-o1"), ("w8a8", "w8a8-o1"),
                  ("w8a8-o2", "w8a8-o1"), ("fp8", "bf16"), ("bf16", "fp32"), ("w8a16", "bf16"), ("w8a16", "fp16"))
 

@@ -23,7 +23,8 @@ cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GP
 
 @pytest.mark.parametrize("precision,backend,tol", [
     ("w8a8", "onednn", 0.02), ("w8a8-o1", "onednn", 0.02), ("w8a8-o2", "onednn", 0.02), ("w8a8-o2", "fbgemm", 0.03),
-    ("w8a8-o1", "int_mm", 0.02), ("w8a8-o2-f32", "auto", 0.03), ("w8a16", "auto", 0.02), ("bf16", "auto", 0.01),
+    ("w8a8-o1", "int_mm", 0.02), ("w8a8-o2-f32", "auto", 0.03), ("w8a8-f32", "auto", 0.03), ("w8a8", "fbgemm", 0.03),
+    ("w8a16", "auto", 0.02), ("bf16", "auto", 0.01),
     ("fp32", "auto", 1e-6)])
 def test_cpu_kernels_match_fp32(precision, backend, tol):
     r = rc.make_recipe(precision, "cpu", backend)
@@ -43,6 +44,43 @@ def test_fp32_activation_w8a8_is_fbgemm_with_an_fp32_head():
     a = load_model("llama-2-7b").arch
     head = next(o for o in decoder_ops(a, "decode", load_precision("w8a8-o2-f32")) if o.name == "lm_head")
     assert head.weight_bytes[0] == a.d_model * a.vocab_size * 4 and head.dtype == "fp32"
+    r3 = rc.make_recipe("w8a8-f32", "cpu")           # O3: the calibrated scale, no quant op of its own
+    assert (r3.act_dtype, r3.int8_backend, r3.granularity) == (torch.float32, "fbgemm", "per-tensor-static")
+    ops3 = decoder_ops(a, "decode", load_precision("w8a8-f32"))
+    assert "quant" not in {o.name for o in ops3}
+    assert "quant" in {o.name for o in decoder_ops(a, "decode", load_precision("w8a8-o2-f32"))}
+    head3 = next(o for o in ops3 if o.name == "lm_head")
+    assert head3.weight_bytes[0] == a.d_model * a.vocab_size * 4 and head3.dtype == "fp32"
+
+
+@pytest.mark.parametrize("precision,device,backend,measured", [
+    ("w8a8", "cpu", "auto", "w8a8-f32"), ("w8a8-o3", "cpu", "auto", "w8a8-f32"), ("w8a8-o2", "cpu", "auto", "w8a8-o2-f32"),
+    ("w8a8-o1", "cpu", "auto", "w8a8-o1"), ("w8a8", "cpu", "onednn", "w8a8"), ("w8a8", "cpu", "fbgemm", "w8a8"),
+    ("w8a8", "cuda", "auto", "w8a8"), ("fp32", "cpu", "auto", "fp32"), ("bf16", "cpu", "auto", "bf16")])
+def test_cpu_runs_w8a8_in_its_fbgemm_form_by_default(precision, device, backend, measured):
+    assert rc.measured_precision(precision, device, backend) == measured
+    note = rc.cpu_form_note(precision, measured)
+    assert (note is None) == (measured == precision)
+    if note:
+        assert measured in note and "fbgemm" in note and "--int8-backend onednn" in note and "\n" not in note
+
+
+def test_fp32_forms_are_refused_on_cuda():
+    for p in rc.FP32_FORMS:
+        with pytest.raises(PlannerError, match="CPU form"):
+            rc.make_recipe(p, "cuda")
+
+
+def test_fbgemm_static_kernel_uses_the_calibrated_scale():
+    """O3 through fbgemm quantizes with the given scale: a scale 4x too small clips the activations."""
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(64, 32, bias=False)
+    x = torch.randn(8, 64)
+    ref = lin(x)
+    good = rc.W8A8Linear(lin, "per-tensor-static", "fbgemm", float(x.abs().max()) / 127, torch.float32)
+    clipped = rc.W8A8Linear(lin, "per-tensor-static", "fbgemm", float(x.abs().max()) / 127 / 4, torch.float32)
+    err = lambda m: float((m(x) - ref).norm() / ref.norm())  # noqa: E731
+    assert 1e-4 < err(good) < 0.02 and err(clipped) > 0.1
 
 
 def test_w4a16_cpu_kernel_error_is_that_of_4_bit_weights():
@@ -52,8 +90,8 @@ def test_w4a16_cpu_kernel_error_is_that_of_4_bit_weights():
 
 @pytest.mark.parametrize("precision,backend,msg", [
     ("fp8", "auto", "CUDA"), ("fp16", "auto", "bf16"), ("llm-int8", "auto", "bitsandbytes"),
-    ("w8a8-o1", "fbgemm", "w8a8-o2 only"), ("w8a8", "bogus", "int8 backend"), ("int3", "auto", "no measurement recipe"),
-    ("w8a8-o2-f32", "onednn", "through fbgemm")])
+    ("w8a8-o1", "fbgemm", "not per-token"), ("w8a8", "bogus", "int8 backend"), ("int3", "auto", "no measurement recipe"),
+    ("w8a8-o2-f32", "onednn", "through fbgemm"), ("w8a8-f32", "onednn", "through fbgemm")])
 def test_refusals_are_planner_errors(precision, backend, msg):
     with pytest.raises(PlannerError, match=msg) as e:
         rc.make_recipe(precision, "cpu", backend)

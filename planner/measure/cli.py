@@ -5,6 +5,7 @@ torch is imported inside the handlers only. Bad input raises PlannerError (one l
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from planner.errors import PlannerError
@@ -42,7 +43,9 @@ def register(sub, add_common) -> dict:
     add_common(p)
     m = sub.add_parser("measure", help="time a model's ops per precision and batch; writes measured runs")
     m.add_argument("--model", required=True, help="model id (planner models): decoder LLMs, ViTs, CNNs")
-    m.add_argument("--precision", default="fp32", help="comma-separated: fp32,bf16,fp16,fp8,w8a8[-o1|-o2|-o3],w8a16,w4a16")
+    m.add_argument("--precision", default="fp32", help="comma-separated: fp32,bf16,fp16,fp8,w8a8[-o1|-o2|-o3],w8a8-f32,"
+                   "w8a8-o2-f32,w8a16,w4a16; on CPU the default backend runs w8a8, -o3 and -o2 in their fp32-activation "
+                   "fbgemm forms (w8a8-f32, w8a8-o2-f32)")
     m.add_argument("--batch", default="1", help="comma-separated batch sizes")
     m.add_argument("--input-len", type=int, default=128)
     m.add_argument("--output-len", type=int, default=16)
@@ -51,7 +54,8 @@ def register(sub, add_common) -> dict:
     m.add_argument("--out", default=None, help="measurements root (default data/measurements)")
     m.add_argument("--reps", type=int, default=5, help="timed repetitions per phase (each once unprofiled, once profiled)")
     m.add_argument("--warmup", type=int, default=1)
-    m.add_argument("--int8-backend", default="auto", help="w8a8 GEMM kernel: auto, onednn, fbgemm (CPU), int_mm")
+    m.add_argument("--int8-backend", default="auto", help="w8a8 GEMM kernel: auto (CUDA: int_mm; CPU: fbgemm "
+                   "forms of O2/O3, onednn for O1), onednn, fbgemm (CPU), int_mm")
     m.add_argument("--alpha", type=float, default=0.5, help="SmoothQuant migration strength")
     m.add_argument("--threads", type=int, default=None)
     m.add_argument("--no-trace", action="store_true", help="do not keep the compressed profiler trace")
@@ -115,7 +119,11 @@ def cmd_measure(args) -> int:
     batches = _ints(args.batch, "--batch")
     _threads(args.threads)
     out = []
+    from planner.measure.recipes import cpu_form_note, measured_precision
     for prec in precisions:
+        note = cpu_form_note(prec, measured_precision(prec, args.device, args.int8_backend))
+        if note:
+            print(f"note: {note}", file=sys.stderr)
         for b in batches:
             r = measure_model(spec, prec, batch=b, input_len=args.input_len, output_len=args.output_len,
                               layers=args.layers, device=args.device, reps=args.reps, warmup=args.warmup,

@@ -109,6 +109,8 @@ def measure_model(spec: ModelSpec, precision: str, *, batch: int = 1, input_len:
     warmup = check_positive_int("warmup", warmup, allow_zero=True)
     if layers is not None:
         layers = check_positive_int("layers", layers)
+    asked = precision
+    precision = rc.measured_precision(precision, device, int8_backend)    # on CPU w8a8 runs in its fbgemm form
     recipe = rc.make_recipe(precision, device, int8_backend)
     a = spec.arch
     llm = isinstance(a, DecoderArch)
@@ -199,7 +201,8 @@ def measure_model(spec: ModelSpec, precision: str, *, batch: int = 1, input_len:
     if bar is not None:
         bar.close()
     rows = [r for t in timings for r in _rows(t)]
-    meta = {"run": run_id, "device": dev_id, "model": spec.id, "precision": precision, "batch": batch,
+    meta = {"run": run_id, "device": dev_id, "model": spec.id, "precision": precision, "requested_precision": asked,
+            "precision_note": rc.cpu_form_note(asked, precision), "batch": batch,
             "input_len": input_len if llm else None, "output_len": output_len if llm else None,
             "decode_steps": steps_dec if llm else None, "layers_measured": n_built, "layers_total": n_total,
             "reps": reps, "warmup": warmup, "date": now_iso(), "command": command_line(),

@@ -12,8 +12,12 @@ Kernels (all real integer / fp8 kernels; fake quantization lives in smoothquant.
   dynamic (O1), per-tensor dynamic (O2) or per-tensor static (O3). GEMM backends:
     ``onednn``  CPU: ``torch.ops.onednn.qlinear_pointwise`` (u8 x s8 -> fp32/bf16, the x86 int8 path of
                 PyTorch's inductor quantization). Measured here the fastest CPU int8 GEMM (see the device profile).
-    ``fbgemm``  CPU: ``torch.ops.quantized.linear_dynamic`` (fbgemm; it quantizes the activation per tensor
-                itself, so it implements O2 only and its quantize is inside the GEMM row).
+    ``fbgemm``  CPU (AVX-512 VNNI): ``torch.ops.quantized.linear_dynamic`` for O2 (it quantizes the activation
+                per tensor itself, inside the GEMM row) and ``linear_with_input_q_dq_qweight_dq_output_fp32`` for
+                O3 (the calibrated per-tensor scale; fp32 in, int8 GEMM, fp32 out). Per-token (O1) has no fbgemm
+                kernel. On CPU the default (``auto``) runs w8a8/w8a8-o3 and w8a8-o2 in their CPU forms
+                (``w8a8-f32``, ``w8a8-o2-f32``: fbgemm, fp32 activations): on this project's CPU the AMX kernels
+                of the 16-bit and oneDNN int8 paths changed speed 2x within minutes (README), fbgemm's did not.
     ``int_mm``  CUDA: ``torch._int_mm`` (s8 x s8 -> s32) then the scale epilogue; runs on CPU too but slowly.
 - w8a16: ``torch._weight_int8pack_mm`` (CPU and CUDA). w4a16: ``torch._weight_int4pack_mm`` (CUDA tinygemm) or
   ``torch._weight_int4pack_mm_for_cpu`` (measured slower than w8a16 on this CPU: it is a real kernel, not a fast one).
@@ -37,8 +41,13 @@ from planner.measure.models import region
 GRANULARITIES = ("per-token", "per-tensor-dynamic", "per-tensor-static")
 # precision id -> SmoothQuant activation granularity (planner.quant.GRANULARITY reversed; w8a8 = O3)
 W8A8_GRANULARITY = {"w8a8": "per-tensor-static", "w8a8-o3": "per-tensor-static", "w8a8-o2": "per-tensor-dynamic",
-                    "w8a8-o1": "per-token", "w8a8-o2-f32": "per-tensor-dynamic"}
-SUPPORTED = ("fp32", "bf16", "fp16", "fp8", "w8a8", "w8a8-o1", "w8a8-o2", "w8a8-o3", "w8a8-o2-f32", "w8a16", "w4a16")
+                    "w8a8-o1": "per-token", "w8a8-o2-f32": "per-tensor-dynamic", "w8a8-f32": "per-tensor-static"}
+SUPPORTED = ("fp32", "bf16", "fp16", "fp8", "w8a8", "w8a8-o1", "w8a8-o2", "w8a8-o3", "w8a8-f32", "w8a8-o2-f32",
+             "w8a16", "w4a16")
+# W8A8 precisions -> their CPU form (fbgemm int8 GEMMs, fp32 activations, attention, KV cache and head), what a
+# CPU measures with the default backend; O1 (per-token) has no fbgemm kernel and keeps oneDNN
+CPU_FORMS = {"w8a8": "w8a8-f32", "w8a8-o3": "w8a8-f32", "w8a8-o2": "w8a8-o2-f32"}
+FP32_FORMS = ("w8a8-f32", "w8a8-o2-f32")
 INT8_BACKENDS = ("auto", "onednn", "fbgemm", "int_mm")
 
 
@@ -66,6 +75,22 @@ def resolve_int8_backend(backend: str, device: str) -> str:
     return backend
 
 
+def measured_precision(precision: str, device: str, int8_backend: str = "auto") -> str:
+    """The precision a run measures: on CPU with the default backend a W8A8 precision runs in its CPU form
+    (CPU_FORMS); anything else as asked."""
+    if device.startswith("cuda") or int8_backend != "auto":
+        return precision
+    return CPU_FORMS.get(precision, precision)
+
+
+def cpu_form_note(precision: str, measured: str) -> str | None:
+    """One line saying that a CPU run measures ``measured`` for the ``precision`` asked (None: the same)."""
+    if measured == precision:
+        return None
+    return (f"on CPU {precision} runs as {measured}: its int8 GEMMs through fbgemm (AVX-512 VNNI), activations, "
+            f"attention, KV cache and head in fp32; --int8-backend onednn runs {precision} itself (bf16, AMX)")
+
+
 def make_recipe(precision: str, device: str, int8_backend: str = "auto") -> Recipe:
     """What a precision runs as on ``device``; refuses a scheme without a real kernel there."""
     cuda = device.startswith("cuda")
@@ -89,20 +114,21 @@ def make_recipe(precision: str, device: str, int8_backend: str = "auto") -> Reci
             raise PlannerError(f"fp8 needs compute capability 8.9+ (this GPU: {major}.{minor})")
         return Recipe("fp8", torch.bfloat16, torch.float8_e4m3fn, "torch._scaled_mm e4m3 per-tensor scales")
     b16 = sixteen_bit(device)
-    if precision == "w8a8-o2-f32":
+    if precision in FP32_FORMS:
+        base = "w8a8-o2" if precision == "w8a8-o2-f32" else "w8a8"
         if cuda:
-            raise PlannerError("w8a8-o2-f32 is the CPU form of W8A8 (fbgemm, fp32 activations): on CUDA use w8a8-o2")
+            raise PlannerError(f"{precision} is the CPU form of W8A8 (fbgemm, fp32 activations): on CUDA use {base}")
         if int8_backend not in ("auto", "fbgemm"):
-            raise PlannerError(f"w8a8-o2-f32 runs through fbgemm (its dynamic linear takes fp32 input), "
+            raise PlannerError(f"{precision} runs through fbgemm (its int8 linears take fp32 input), "
                                f"not '{int8_backend}'")
         return Recipe(precision, torch.float32, torch.float32, "SmoothQuant W8A8 int8 GEMM via fbgemm, fp32 "
-                      "activations", "fbgemm", "per-tensor-dynamic")
+                      "activations", "fbgemm", W8A8_GRANULARITY[precision])
     if precision.startswith("w8a8"):
         backend = resolve_int8_backend(int8_backend, device)
         gran = W8A8_GRANULARITY[precision]
-        if backend == "fbgemm" and gran != "per-tensor-dynamic":
-            raise PlannerError("the fbgemm backend quantizes activations per tensor dynamically itself: it runs "
-                               "w8a8-o2 only (use --int8-backend onednn for O1/O3)")
+        if backend == "fbgemm" and gran == "per-token":
+            raise PlannerError("the fbgemm backend has per-tensor activation kernels only: it runs w8a8-o2 and "
+                               "w8a8/w8a8-o3, not per-token w8a8-o1 (use --int8-backend onednn)")
         return Recipe(precision, b16, b16, f"SmoothQuant W8A8 int8 GEMM via {backend}", backend, gran)
     if precision == "w8a16":
         return Recipe("w8a16", b16, b16, "torch._weight_int8pack_mm")
@@ -196,9 +222,13 @@ class W8A8Linear(nn.Module):
     def forward(self, x):
         shape = x.shape
         x2 = x.reshape(-1, self.k)
-        if self.backend == "fbgemm":      # quantizes x per tensor inside the kernel (O2)
-            y = torch.ops.quantized.linear_dynamic(x2.float(), self.packed, False).to(self.out_dtype)
-            return y.reshape(*shape[:-1], self.n)
+        if self.backend == "fbgemm":      # fp32 in, int8 GEMM, fp32 out; the quantize runs inside the kernel
+            if self.granularity == "per-tensor-static":    # O3: the calibrated scale, u8 with zero point 128
+                y = torch.ops.quantized.linear_with_input_q_dq_qweight_dq_output_fp32(
+                    x2.float(), float(self.static), 128, self.packed)
+            else:                                          # O2: fbgemm takes the tensor's range itself
+                y = torch.ops.quantized.linear_dynamic(x2.float(), self.packed, False)
+            return y.to(self.out_dtype).reshape(*shape[:-1], self.n)
         if self.granularity == "per-tensor-static":
             y = self._gemm(x2, act_scale(x2, self.granularity, self.static))
         else:
