@@ -35,6 +35,17 @@ class EngineEff(_Strict):
     request_overhead_s: float = Field(0.0, ge=0, le=1.0)  # once per request batch: setup before the first token
     overlap_p: float = Field(ge=1, le=64)            # t = (tc^p + tm^p)^(1/p): p -> inf is the pure roofline
     fused_elementwise_frac: float = Field(ge=0, le=1)  # share of fusible elementwise traffic folded away
+    # (op name, seconds per call): an eager framework's fixed cost of a small op (several aten ops, cold caches
+    # after the weight streams of a decode step), in place of launches x launch_overhead_s for that op; a device
+    # profile measures it (planner.measure.eager_ops); empty in the published calibration
+    op_overhead_s: tuple[tuple[str, float], ...] = ()
+
+    @field_validator("op_overhead_s")
+    @classmethod
+    def _overheads(cls, v):
+        if any(not 0 <= t <= 0.1 for _, t in v) or len({n for n, _ in v}) != len(v):
+            raise ValueError("op_overhead_s needs distinct op names with seconds in [0, 0.1]")
+        return v
 
 
 class FamilyEff(_Strict):

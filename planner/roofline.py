@@ -190,7 +190,13 @@ def evaluate_phase(c: CompiledOps, hw: HwArrays, eng: EngineEff, prec: Precision
     p = col(per_op("overlap_p", eng.overlap_p))
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.where(hi > 0, hi * (1.0 + (lo / hi) ** p) ** (1.0 / p), 0.0)
-    overhead = np.broadcast_to(col(c.launches) * unfused * eng.launch_overhead_s, t.shape)
+    overhead = col(c.launches) * unfused * eng.launch_overhead_s
+    if eng.op_overhead_s:                         # measured fixed cost per call of an eager framework's small ops
+        fixed = dict(eng.op_overhead_s)
+        own = np.array([o.name in fixed for o in c.ops])
+        per_call = np.array([fixed.get(o.name, 0.0) * o.count for o in c.ops])
+        overhead = np.where(col(own), col(per_call), overhead)
+    overhead = np.broadcast_to(overhead, t.shape)
 
     tpc = cfg(tp)
     ring = np.where(tpc > 1, 2.0 * (tpc - 1.0) / tpc, 0.0)

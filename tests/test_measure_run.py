@@ -62,6 +62,14 @@ def test_profile_gives_a_session_accelerator(campaign):
     eng = cal.engines["eager"]
     assert eng.gemm_compute_frac == 1.0 and eng.mem_frac == 1.0
     assert eng.launch_overhead_s == pytest.approx(prof["launch_overhead_s"])
+    # the eager small ops' fixed cost per call, measured cold on a tiny decoder, goes to the roofline as it is
+    from planner.measure.eager_ops import SMALL_OPS
+    assert set(prof["eager_op_overhead_s"]) == set(SMALL_OPS)
+    assert dict(eng.op_overhead_s) == pytest.approx(prof["eager_op_overhead_s"])
+    e = prof["eager_ops"]
+    assert 0.25 <= e["glue_factor"] <= 4 and e["unprofiled_step_s"] > e["profiled_gemm_regions_s"] > 0
+    for k, v in prof["eager_op_overhead_s"].items():   # 1 us .. 10 ms per call on any machine
+        assert 1e-6 < v < 1e-2 and v == pytest.approx(e["profiled_per_call_s"][k] * e["glue_factor"])
     assert 1 <= eng.overlap_p <= 64
 
 

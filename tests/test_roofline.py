@@ -96,3 +96,31 @@ def test_pooling_runs_at_its_own_measured_rate():
     assert r.compute_time[0, 0] == pytest.approx(8 * 64 * 56 * 56 * 9 / (1e13 * 0.01))
     r2 = evaluate_phase(c, HW, ENG, PrecisionEff(gemm_scale=1.0, basis="t"), 8, 1, 1, 1, 0.0)
     assert r2.compute_time[0, 0] == pytest.approx(8 * 64 * 56 * 56 * 9 / (1e13 * 0.5))   # None: vector fraction
+
+
+def test_measured_eager_op_overhead_replaces_launches_per_call():
+    """A profile's fixed cost per call of an eager small op replaces launches x launch overhead for that op only,
+    times the op's count (here: 2 norms per layer x 32 layers of Llama-2-7B's decode step)."""
+    from planner.arch.decoder import decoder_ops
+    from planner.catalog import load_model
+    from planner.quant import load_precision
+    ops = decoder_ops(load_model("llama-2-7b").arch, "decode", load_precision("fp32"))
+    c = compile_ops(ops, "fp32")
+    prec = PrecisionEff(gemm_scale=1.0, basis="t")
+    base = evaluate_phase(c, HW, ENG, prec, 1, 1, 136, 1, 0.0)
+    eng = ENG.model_copy(update={"op_overhead_s": (("norm", 1e-4), ("rope", 2e-4))})
+    r = evaluate_phase(c, HW, eng, prec, 1, 1, 136, 1, 0.0)
+    for i, o in enumerate(ops):
+        want = {"norm": 1e-4, "rope": 2e-4}.get(o.name)
+        if want is None:
+            assert r.op_time[i, 0] == base.op_time[i, 0]
+            continue
+        assert r.overhead_time[i, 0] == pytest.approx(want * o.count)
+        assert r.op_time[i, 0] - base.op_time[i, 0] == pytest.approx(want * o.count - o.launches * o.count * 1e-6)
+    assert sum(o.count for o in ops if o.name == "norm") == 65        # 2 x 32 layers + the final norm
+
+
+@pytest.mark.parametrize("bad", [(("norm", -1e-6),), (("norm", 0.5),), (("norm", 1e-4), ("norm", 2e-4))])
+def test_eager_op_overhead_is_validated(bad):
+    with pytest.raises(ValueError, match="op_overhead_s"):
+        EngineEff.model_validate({**ENG.model_dump(), "op_overhead_s": bad})

@@ -104,6 +104,10 @@ def cmd_microbench(args) -> int:
     mem = prof["memory"]
     print(f"memory copy {mem['copy_bytes_s'] / 1e9:.1f} GB/s (read+write), read {mem['read_bytes_s'] / 1e9:.1f} GB/s; "
           f"launch overhead {prof['launch_overhead_s'] * 1e6:.1f} us; vector {prof['vector_flops_s'] / 1e9:.1f} GFLOP/s")
+    eager = prof.get("eager_op_overhead_s") or {}
+    if eager:
+        print("eager small ops, fixed cost per call (cold, as in a decode step): "
+              + ", ".join(f"{k} {v * 1e6:.0f} us" for k, v in eager.items()))
     print(f"roofline overlap p = {prof['overlap_p']:g} (fitted to this GEMM sweep, MdAPE {prof['gemm_fit_mdape_pct']:.1f} %); "
           f"session accelerator id: {acc.id}")
     return 0

@@ -11,7 +11,8 @@ rounds, every point once per round, so a slow minute of a shared machine touches
 - memory bandwidth: read-only (a sum) and copy of a buffer 4x the last-level cache; the roofline takes the best
   streaming-read rate, of the sum or of a GEMV's weight stream (inference traffic is mostly weights and KV cache
   read once; one core here streams a GEMV's weights at ~16 GB/s, sums at ~12 GB/s).
-- launch overhead: the time of a one-element op (dispatch + launch).
+- launch overhead: the time of a one-element op (dispatch + launch), and the fixed cost per call of the eager
+  small ops (norm, rope, activation, embedding, decode attention) run cold, as in a decode step (eager_ops.py).
 - elementwise (vector) FLOP rate, fused-attention (SDPA) rate, DenseNet-style convolution rate and pooling rate
   (window elements per second: eager CPU pooling runs ~20x below the elementwise rate).
 
@@ -286,6 +287,9 @@ def run_microbench(device: str, quick: bool = False, reps: int | None = None, sc
                            "stream_bytes_s": stream}
     prof["memory"] = bench_memory(device, flusher, reps, sync)
     prof["launch_overhead_s"] = bench_launch(device, sync, 200 if quick else 2000)
+    from planner.measure.eager_ops import bench_eager_ops
+    eager = bench_eager_ops(device, flusher, reps)
+    prof["eager_op_overhead_s"], prof["eager_ops"] = eager.pop("per_call_s"), eager
     prof["vector_flops_s"] = bench_vector(device, sync, reps)
     prof["attention_flops_s"] = {d: bench_attention(device, d, flusher, reps, sync, quick)
                                  for d in (("fp32", "bf16") if not device.startswith("cuda") else ("bf16", "fp16"))}
@@ -405,7 +409,8 @@ def roofline_for_profile(prof: dict, state: dict | None = None, int8_scheme: str
                                  if "fp32" in prof.get("pool_elems_s", {}) else None),
            "mem_frac": 1.0, "link_frac": 1.0, "launch_overhead_s": min(prof["launch_overhead_s"], 1e-3),
            "step_overhead_s": 0.0, "request_overhead_s": 0.0, "overlap_p": fit_overlap(prof),
-           "fused_elementwise_frac": 0.0}
+           "fused_elementwise_frac": 0.0,
+           "op_overhead_s": tuple((n, min(t, 0.1)) for n, t in sorted(prof.get("eager_op_overhead_s", {}).items()))}
     data = base.model_dump()
     data.update(description=f"measured profile of {prof['device']} ({prof['date']}): engine fractions 1.0 on measured "
                             "peaks; conv, attention, vector and pooling fractions are measured ratios to those peaks",
