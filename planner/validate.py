@@ -214,7 +214,13 @@ def _phase_report(spec, spec_scope, meta: dict, mrows: list[dict], phase: str, a
     return rows, scope
 
 
-def _speedups(meta: dict, e2e: dict, root: Path, profile) -> dict:
+def _at_statistic(mrows: list[dict], statistic: str) -> list[dict]:
+    """Measured rows with ``measured_s`` at ``statistic``: the minimum of the repetitions (as stored) or their
+    median."""
+    return mrows if statistic == "min" else [{**r, "measured_s": r["median_s"]} for r in mrows]
+
+
+def _speedups(meta: dict, e2e: dict, root: Path, profile, statistic: str = "median") -> dict:
     """Measured and predicted speed-ups between this run and sibling runs of the same configuration."""
     import json
 
@@ -239,7 +245,7 @@ def _speedups(meta: dict, e2e: dict, root: Path, profile) -> dict:
         for prec in (fast, base):
             if prec not in cache:
                 cache[prec] = _validate_core(*read_run(latest[prec]), latest[prec].with_suffix(".csv"), profile,
-                                             with_speedups=False)["e2e"]
+                                             with_speedups=False, statistic=statistic)["e2e"]
         for phase in cache[fast]:
             if phase in cache[base]:
                 meas = cache[base][phase]["measured_s"] / cache[fast][phase]["measured_s"]
@@ -250,34 +256,43 @@ def _speedups(meta: dict, e2e: dict, root: Path, profile) -> dict:
     return out
 
 
-def _validate_core(meta: dict, mrows: list[dict], csv_path: Path, profile, with_speedups: bool = True) -> dict:
-    from planner.measure.microbench import int8_scheme_for, use_profile
+def _validate_core(meta: dict, mrows: list[dict], csv_path: Path, profile, with_speedups: bool = True,
+                   statistic: str = "median") -> dict:
+    from planner.measure.microbench import STATISTICS, int8_scheme_for, profile_at, use_profile
     from planner.measure.probe import device_state
     from planner.specs import ModelSpec
     spec = ModelSpec.model_validate(meta["model_spec"])
     spec_scope = _scoped_spec(spec, meta["layers_measured"])
     phases = [p for p in ("vision", "prefill", "decode") if any(r["phase"] == p for r in mrows)]
     # predictions from the profile scaled to the device state the run probed (planner.measure.probe); the same
-    # on the profile as measured beside them, so drift and model error can be told apart
+    # on the profile as measured beside them, so drift and model error can be told apart. Profile and run at the
+    # same statistic: typical (median) repetitions by default, best-case minima beside them
     int8 = int8_scheme_for(profile, (meta.get("recipe") or {}).get("int8_backend"))
     state = device_state(profile, meta.get("device_state_probes"))
+    prof_s, rows_s = profile_at(profile, statistic), _at_statistic(mrows, statistic)
     rows, e2e = [], {}
-    with use_profile(profile, state, int8) as acc_id:
+    with use_profile(prof_s, state, int8) as acc_id:
         for ph in phases:
-            r, s = _phase_report(spec, spec_scope, meta, mrows, ph, acc_id)
+            r, s = _phase_report(spec, spec_scope, meta, rows_s, ph, acc_id)
             rows += r
             e2e[ph] = s
     if state is not None:
-        with use_profile(profile, None, int8) as acc_id:
+        with use_profile(prof_s, None, int8) as acc_id:
             for ph in phases:
-                p_raw = _phase_report(spec, spec_scope, meta, mrows, ph, acc_id)[1]["predicted_s"]
+                p_raw = _phase_report(spec, spec_scope, meta, rows_s, ph, acc_id)[1]["predicted_s"]
                 e2e[ph]["unscaled_profile"] = {"predicted_s": p_raw, "error_pct": _pct(p_raw, e2e[ph]["measured_s"])}
+    other = next(x for x in STATISTICS if x != statistic)
+    with use_profile(profile_at(profile, other), state, int8) as acc_id:
+        for ph in phases:
+            o = _phase_report(spec, spec_scope, meta, _at_statistic(mrows, other), ph, acc_id)[1]
+            e2e[ph]["at_" + other] = {k: o[k] for k in ("predicted_s", "measured_s", "error_pct")}
     apes = [abs(r["error_pct"]) for r in rows if r["error_pct"] is not None]
     out = {"device": meta["device"], "model": meta["model"], "precision": meta["precision"],
            "int8_backend": (meta.get("recipe") or {}).get("int8_backend"), "batch": meta["batch"],
            "input_len": meta.get("input_len"), "output_len": meta.get("output_len"),
            "layers_measured": meta["layers_measured"], "layers_total": meta["layers_total"], "run": meta["run"],
            "date": meta.get("date"), "profile_date": profile.get("date"),
+           "statistic": statistic, "typical_missing": prof_s.get("typical_missing", []),
            "device_state": state,
            "op_mdape_pct": _median(apes),
            "e2e_abs_pct_error": {ph: abs(s["error_pct"]) for ph, s in e2e.items()},
@@ -288,13 +303,15 @@ def _validate_core(meta: dict, mrows: list[dict], csv_path: Path, profile, with_
         p = e2e["prefill"]["predicted_s"] + steps * e2e["decode"]["predicted_s"]
         out["request"] = {"measured_s": m, "predicted_s": p, "error_pct": _pct(p, m)}
     if with_speedups:
-        out["speedups"] = _speedups(meta, e2e, _run_root(csv_path, meta), profile)
+        out["speedups"] = _speedups(meta, e2e, _run_root(csv_path, meta), profile, statistic)
     out["rows"] = rows
     return out
 
 
-def validate_run(path, profile_file: Path | None = None) -> dict:
-    """Predicted vs measured for one measured run (its .csv, .json or stem): device, model, precision,
+def validate_run(path, profile_file: Path | None = None, statistic: str = "median") -> dict:
+    """Predicted vs measured for one measured run (its .csv, .json or stem), profile and run both at
+    ``statistic`` (``median``: typical repetitions; ``min``: the fastest; the other one's end-to-end errors are
+    reported beside, under ``e2e[phase]["at_<other>"]``): device, model, precision,
     op_mdape_pct, e2e_abs_pct_error per phase (at the measured scope: the layers measured plus embedding,
     final norm and lm_head), e2e (with the whole-model extrapolation), speedups against sibling runs of other
     precisions (each with measured and predicted), and rows (phase, name, predicted_s, measured_s, error_pct)."""
@@ -303,4 +320,4 @@ def validate_run(path, profile_file: Path | None = None) -> dict:
     csv_path, _ = resolve_run(path)
     meta, mrows = read_run(path)
     prof = load_profile(profile_file or find_profile(csv_path, meta))
-    return _validate_core(meta, mrows, csv_path, prof)
+    return _validate_core(meta, mrows, csv_path, prof, statistic=statistic)

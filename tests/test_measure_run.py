@@ -181,3 +181,44 @@ def test_committed_measurements_validate():
         assert meta["device_info"]["torch"] and meta["reps"] >= 2 and meta["command"]
         v = validate_run(j)
         assert v["rows"] and all(x >= 0 for x in v["e2e_abs_pct_error"].values())
+
+
+def test_profile_at_median_and_min(campaign):
+    """profile_at('median') puts every rate at its typical repetition: GEMM points at their median time, the
+    other benchmarks from the 'typical' block; 'min' is the profile as stored."""
+    import statistics
+
+    from planner.errors import PlannerError
+    from planner.measure.microbench import profile_at
+    _, prof, _, _, _ = campaign
+    assert profile_at(prof, "min") is prof
+    med = profile_at(prof, "median")
+    pts = prof["gemm"]["fp32"]["points"]
+    want = statistics.median(2 * p["m"] * p["k"] * p["n"] / p["median_s"] for p in pts if p["m"] >= 64)
+    assert med["gemm"]["fp32"]["achievable_flops_s"] == pytest.approx(want)
+    assert med["gemm"]["fp32"]["achievable_flops_s"] <= prof["gemm"]["fp32"]["achievable_flops_s"]
+    for k in ("memory", "vector_flops_s", "attention_flops_s", "conv_flops_s", "pool_elems_s", "eager_op_overhead_s"):
+        assert med[k] == prof["typical"][k] and k in prof
+    assert med["typical_missing"] == []
+    old = {k: v for k, v in prof.items() if k != "typical"}            # a profile from before the typical block
+    assert profile_at(old, "median")["typical_missing"] == ["memory", "launch_overhead_s", "vector_flops_s"]
+    with pytest.raises(PlannerError, match="statistic must be one of median, min"):
+        profile_at(prof, "mean")
+
+
+def test_validation_compares_like_statistics(campaign):
+    """Headline: profile and run at their medians; beside it both at their minima (and --statistic min swaps)."""
+    _, _, runs, _, _ = campaign
+    rows = read_run(runs["fp32"]["csv"])[1]
+    step = {r["phase"]: r for r in rows if r["name"] == "step"}
+    v = validate_run(runs["fp32"]["json"])
+    assert v["statistic"] == "median"
+    for ph, e in v["e2e"].items():
+        assert e["measured_s"] == pytest.approx(step[ph]["median_s"])
+        assert e["at_min"]["measured_s"] == pytest.approx(step[ph]["min_s"])
+        assert e["at_min"]["error_pct"] == pytest.approx((e["at_min"]["predicted_s"] / step[ph]["min_s"] - 1) * 100)
+    v2 = validate_run(runs["fp32"]["json"], statistic="min")
+    for ph, e in v2["e2e"].items():
+        assert e["measured_s"] == pytest.approx(step[ph]["min_s"])
+        assert e["predicted_s"] == pytest.approx(v["e2e"][ph]["at_min"]["predicted_s"])
+        assert e["at_median"]["predicted_s"] == pytest.approx(v["e2e"][ph]["predicted_s"])

@@ -63,6 +63,9 @@ def register(sub, add_common) -> dict:
     v = sub.add_parser("validate", help="predicted vs measured per op and end to end, and speed-ups")
     v.add_argument("run", help="a measured run (.csv, .json or stem) or a folder of runs")
     v.add_argument("--profile", default=None, help="device profile JSON (default: <root>/<device>/profile.json)")
+    v.add_argument("--statistic", default="median", choices=["median", "min"],
+                   help="profile and run both at their median (typical) or minimum (best-case) repetitions; the "
+                        "other is reported beside (default median)")
     add_common(v)
     s = sub.add_parser("smoothquant", help="W8A8 accuracy with and without SmoothQuant on all-MiniLM-L6-v2")
     s.add_argument("--alpha", default="0,0.25,0.5,0.75,1")
@@ -152,8 +155,12 @@ def _fmt_pct(x):
 
 
 def print_validation(v: dict) -> None:
+    stat = v.get("statistic", "min")
     print(f"{v['model']} {v['precision']} batch {v['batch']} on {v['device']} (run {v['run']}; layers "
-          f"{v['layers_measured']}/{v['layers_total']})")
+          f"{v['layers_measured']}/{v['layers_total']}); profile and run at their "
+          + ("medians (typical repetitions)" if stat == "median" else "minima (fastest repetitions)")
+          + (f"; the profile has no typical {', '.join(v['typical_missing'])} (minima used)"
+             if v.get("typical_missing") else ""))
     st = v.get("device_state")
     if st:
         drift = max(abs(st["compute"] - 1), abs(st["memory"] - 1))
@@ -179,6 +186,12 @@ def print_validation(v: dict) -> None:
             sc = s["unscaled_profile"]
             print(f"  {'':<19} on the profile as measured (not scaled): predicted {_fmt_ms(sc['predicted_s'])} ms, "
                   f"error {_fmt_pct(sc['error_pct'])} %")
+        for k in ("at_min", "at_median"):
+            if k in s:
+                o = s[k]
+                print(f"  {'':<19} at {'minima (best case)' if k == 'at_min' else 'medians'}: predicted "
+                      f"{_fmt_ms(o['predicted_s'])} ms, measured {_fmt_ms(o['measured_s'])} ms, error "
+                      f"{_fmt_pct(o['error_pct'])} %")
     if "request" in v:
         r = v["request"]
         print(f"  request (prefill + {v['output_len'] - 1} decode steps): predicted {r['predicted_s']:.3f} s, "
@@ -199,7 +212,7 @@ def cmd_validate(args) -> int:
     else:
         runs = [target]
     prof = Path(args.profile) if args.profile else None
-    results = [validate_run(r, prof) for r in runs]
+    results = [validate_run(r, prof, args.statistic) for r in runs]
     if args.json:
         print(json.dumps(results[0] if len(results) == 1 and not target.is_dir() else results, indent=1, default=str))
         return 0

@@ -12,6 +12,8 @@ place of the launch overhead for those ops.
 """
 from __future__ import annotations
 
+import statistics
+
 from planner.specs import ModelSpec
 
 SMALL_OPS = ("embed", "norm", "rope", "attn_score", "mlp_act")
@@ -51,18 +53,23 @@ def bench_eager_ops(device: str, flusher, reps: int, steps: int = 4, prompt: int
                     sync(device)
         t = time_phase("decode", decode_rep, steps=steps, reps=reps, warmup=1, device=device, flusher=flusher,
                        op_names=OP_NAMES)
-    profiled, calls = {}, {}
+    per_rep, calls = {}, {}
     for name in {r.name for r in t.rows}:
         rows = [r for r in t.rows if r.name == name]       # norm: the layers' and the final one
-        per_rep = [sum(r.times[i] for r in rows) for i in range(len(rows[0].times))]
-        profiled[name], calls[name] = min(per_rep), sum(r.instances for r in rows)
-    small = sum(v for k, v in profiled.items() if k in SMALL_OPS)
-    gemms = sum(v for k, v in profiled.items() if k not in SMALL_OPS)
-    step = min(t.step_unprofiled or t.step_times)
-    factor = min(max((step - gemms) / small, 0.25), 4.0) if small > 0 else 1.0
-    per_call = {k: profiled[k] / calls[k] * factor for k in SMALL_OPS if calls.get(k)}
-    return {"per_call_s": per_call, "profiled_per_call_s": {k: profiled[k] / calls[k] for k in per_call},
-            "unprofiled_step_s": step, "profiled_gemm_regions_s": gemms, "glue_factor": factor,
-            "model": _TINY["arch"], "steps": steps, "reps": reps,
+        per_rep[name] = [sum(r.times[i] for r in rows) for i in range(len(rows[0].times))]
+        calls[name] = sum(r.instances for r in rows)
+    steps_s = t.step_unprofiled or t.step_times
+    out = {}
+    for stat, f in (("", min), ("_median", statistics.median)):
+        profiled = {k: f(v) for k, v in per_rep.items()}
+        small = sum(v for k, v in profiled.items() if k in SMALL_OPS)
+        gemms = sum(v for k, v in profiled.items() if k not in SMALL_OPS)
+        step = f(steps_s)
+        factor = min(max((step - gemms) / small, 0.25), 4.0) if small > 0 else 1.0
+        out[f"per_call{stat}_s"] = {k: profiled[k] / calls[k] * factor for k in SMALL_OPS if calls.get(k)}
+        out[f"profiled_per_call{stat}_s"] = {k: profiled[k] / calls[k] for k in SMALL_OPS if calls.get(k)}
+        out[f"unprofiled_step{stat}_s"], out[f"profiled_gemm_regions{stat}_s"] = step, gemms
+        out[f"glue_factor{stat}"] = factor
+    return {**out, "model": _TINY["arch"], "steps": steps, "reps": reps,
             "note": "tiny decoder, fp32, batch 1, cache flushed before each decode step; per_call_s = profiled "
-                    "per-call minimum x glue_factor (see planner.measure.eager_ops)"}
+                    "per-call minimum x glue_factor, per_call_median_s the same at medians (planner.measure.eager_ops)"}

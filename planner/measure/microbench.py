@@ -116,18 +116,11 @@ def available_schemes(device: str) -> list[str]:
     return [s for s in out if s != "int8" or hasattr(torch.ops.onednn, "qlinear_pointwise")]
 
 
-def bench_gemm(scheme: str, ms, shapes, device: str, flusher, reps: int, sync) -> list[dict]:
-    pts = []
-    for k, n in shapes:
-        pts += _bench_shape(scheme, ms, k, n, device, flusher, reps, sync)
-    return pts
-
-
 def bench_gemm_interleaved(schemes, ms, shapes, device: str, flusher, reps: int, sync, progress=None) -> dict:
     """Every (scheme, shape, M) point timed once per round, ``reps`` rounds: each point's repetitions spread over
     the whole sweep instead of one burst, so a slow minute of a shared machine cannot bend the sweep's shape (on
     this project's CPU a profile timed point by point caught the bf16/int8 kernels in a 2x slower minute that the
-    fp32 ones missed). Returns {scheme: [points]} in bench_gemm's format."""
+    fp32 ones missed). Returns {scheme: [points]}: each point's minimum (``seconds``), median and maximum."""
     import torch
     clock = getattr(sync, "clock", time.perf_counter)
     cases = []
@@ -174,18 +167,23 @@ def _bench_shape(scheme: str, ms, k: int, n: int, device: str, flusher, reps: in
     return pts
 
 
-def bench_memory(device: str, flusher, reps: int, sync) -> dict:
+def _best_and_typical(work: float, ts: list[float]) -> tuple[float, float]:
+    """A rate at the minimum of the repetitions (the best case) and at their median (the typical case)."""
+    return work / min(ts), work / statistics.median(ts)
+
+
+def bench_memory(device: str, flusher, reps: int, sync) -> tuple[dict, dict]:
     import torch
     nb = flusher.buf.numel() * 4 // 2
     a = torch.ones(nb // 4, device=device)
     b = torch.empty_like(a)
-    tc = min(_timeit(lambda: b.copy_(a), flusher, reps, sync))
-    tr = min(_timeit(lambda: a.sum(), flusher, reps, sync))
-    return {"buffer_bytes": nb, "copy_bytes_s": 2 * nb / tc, "read_bytes_s": nb / tr}
+    copy = _best_and_typical(2 * nb, _timeit(lambda: b.copy_(a), flusher, reps, sync))
+    read = _best_and_typical(nb, _timeit(lambda: a.sum(), flusher, reps, sync))
+    return tuple({"buffer_bytes": nb, "copy_bytes_s": copy[i], "read_bytes_s": read[i]} for i in (0, 1))
 
 
-def bench_launch(device: str, sync, n: int = 2000) -> float:
-    """Seconds per tiny op: what a kernel launch (or a CPU op dispatch) costs beyond its work."""
+def bench_launch(device: str, sync, n: int = 2000) -> tuple[float, float]:
+    """Seconds per tiny op: what a kernel launch (or a CPU op dispatch) costs beyond its work (best, typical)."""
     import torch
     x = torch.ones(1, device=device)
     for _ in range(100):
@@ -199,30 +197,30 @@ def bench_launch(device: str, sync, n: int = 2000) -> float:
             x.add_(1.0)
         sync()
         ts.append((clock() - t0) / n)
-    return min(ts)
+    return min(ts), statistics.median(ts)
 
 
-def bench_vector(device: str, sync, reps: int) -> float:
+def bench_vector(device: str, sync, reps: int) -> tuple[float, float]:
     """FLOP/s of an elementwise multiply-add on an in-cache buffer (the non-tensor rate of norms/activations)."""
     import torch
     x = torch.rand(1 << 18, device=device)
     y, z = torch.rand_like(x), torch.empty_like(x)
     ts = _timeit(lambda: torch.addcmul(x, x, y, out=z), lambda: None, reps * 5, sync)  # in cache: no flush
-    return 2.0 * x.numel() / min(ts)
+    return _best_and_typical(2.0 * x.numel(), ts)
 
 
-def bench_attention(device: str, dtype_name: str, flusher, reps: int, sync, quick: bool) -> float:
+def bench_attention(device: str, dtype_name: str, flusher, reps: int, sync, quick: bool) -> tuple[float, float]:
     """FLOP/s of causal SDPA counted as the cost model counts it: 4*S*C*h*hd with C = (S+1)/2."""
     import torch
     import torch.nn.functional as F
     dt = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype_name]
     h, s, hd = (4, 128, 64) if quick else (32, 512, 128)
     q = torch.randn(1, h, s, hd, device=device, dtype=dt)
-    t = min(_timeit(lambda: F.scaled_dot_product_attention(q, q, q, is_causal=True), flusher, reps, sync))
-    return 4.0 * s * (s + 1) / 2 * h * hd / t
+    ts = _timeit(lambda: F.scaled_dot_product_attention(q, q, q, is_causal=True), flusher, reps, sync)
+    return _best_and_typical(4.0 * s * (s + 1) / 2 * h * hd, ts)
 
 
-def bench_conv(device: str, flusher, reps: int, sync, quick: bool) -> float:
+def bench_conv(device: str, flusher, reps: int, sync, quick: bool) -> tuple[float, float]:
     """FLOP/s of DenseNet-121's dense-layer convolutions (1x1 128 -> 128 at 56x56 after a 256-channel input,
     3x3 128 -> 32), fp32, batch 8: the conv fraction of the fp32 GEMM peak for CNN predictions."""
     import torch
@@ -235,10 +233,10 @@ def bench_conv(device: str, flusher, reps: int, sync, quick: bool) -> float:
     def both():
         F.conv2d(x1, w1)
         F.conv2d(x3, w3, padding=1)
-    return fl / min(_timeit(both, flusher, reps, sync))
+    return _best_and_typical(fl, _timeit(both, flusher, reps, sync))
 
 
-def bench_pool(device: str, dtype_name: str, flusher, reps: int, sync, quick: bool) -> float:
+def bench_pool(device: str, dtype_name: str, flusher, reps: int, sync, quick: bool) -> tuple[float, float]:
     """Window elements per second (outputs x kernel area) of DenseNet/ResNet pooling: the stem's 3x3/2 max-pool
     and a transition's 2x2/2 average pool, batch 8 (eager CPU pooling kernels run far below the elementwise
     rate, so pooling gets its own measured rate)."""
@@ -255,7 +253,7 @@ def bench_pool(device: str, dtype_name: str, flusher, reps: int, sync, quick: bo
     def both():
         F.max_pool2d(x, 3, 2, 1)
         F.avg_pool2d(y, 2, 2)
-    return elems / min(_timeit(both, flusher, reps, sync))
+    return _best_and_typical(elems, _timeit(both, flusher, reps, sync))
 
 
 def run_microbench(device: str, quick: bool = False, reps: int | None = None, schemes=None, progress=None) -> dict:
@@ -274,33 +272,72 @@ def run_microbench(device: str, quick: bool = False, reps: int | None = None, sc
     schemes = schemes or available_schemes(device)
     prof = {"version": PROFILE_VERSION, "device": None, "date": now_iso(), "command": command_line(),
             "quick": quick, "reps": reps, "timer": sync.timer,
-            "statistic": "minimum of repetitions (median beside it), caches flushed before each; GEMM points are "
-                         "timed in rounds (every point once per round) so each point's repetitions span the sweep",
+            "statistic": "minimum of repetitions at the top level, their median beside each GEMM point and under "
+                         "'typical' (profile_at picks one); caches flushed before each; GEMM points are timed in "
+                         "rounds (every point once per round) so each point's repetitions span the sweep",
             "meta": device_info(device), "allocator": allocator, "gemm": {}}
     prof["device"] = prof["meta"]["device"]
     sweep = bench_gemm_interleaved(schemes, ms, shapes, device, flusher, reps, sync, progress)
     for s in schemes:
-        pts = sweep[s]
-        big = [p["flops_s"] for p in pts if p["m"] >= min(COMPUTE_BOUND_M, max(ms))]
-        stream = statistics.median((p["weight_bytes"] + p["act_bytes"]) / p["seconds"] for p in pts if p["m"] == min(ms))
-        prof["gemm"][s] = {"points": pts, "achievable_flops_s": statistics.median(big), "best_flops_s": max(big),
-                           "stream_bytes_s": stream}
-    prof["memory"] = bench_memory(device, flusher, reps, sync)
-    prof["launch_overhead_s"] = bench_launch(device, sync, 200 if quick else 2000)
+        prof["gemm"][s] = summarize_sweep(sweep[s], "seconds")
+    # every rate below at the minimum of its repetitions (top level) and at their median ("typical")
+    typical = {}
+    prof["memory"], typical["memory"] = bench_memory(device, flusher, reps, sync)
+    prof["launch_overhead_s"], typical["launch_overhead_s"] = bench_launch(device, sync, 200 if quick else 2000)
     from planner.measure.eager_ops import bench_eager_ops
     eager = bench_eager_ops(device, flusher, reps)
-    prof["eager_op_overhead_s"], prof["eager_ops"] = eager.pop("per_call_s"), eager
-    prof["vector_flops_s"] = bench_vector(device, sync, reps)
-    prof["attention_flops_s"] = {d: bench_attention(device, d, flusher, reps, sync, quick)
-                                 for d in (("fp32", "bf16") if not device.startswith("cuda") else ("bf16", "fp16"))}
-    prof["conv_flops_s"] = {"fp32": bench_conv(device, flusher, reps, sync, quick)}
-    prof["pool_elems_s"] = {d: bench_pool(device, d, flusher, reps, sync, quick)
-                            for d in (("fp32", "bf16") if not device.startswith("cuda") else ("bf16", "fp16"))}
+    prof["eager_op_overhead_s"], typical["eager_op_overhead_s"] = eager.pop("per_call_s"), eager.pop("per_call_median_s")
+    prof["eager_ops"] = eager
+    prof["vector_flops_s"], typical["vector_flops_s"] = bench_vector(device, sync, reps)
+    dts = ("fp32", "bf16") if not device.startswith("cuda") else ("bf16", "fp16")
+    for key, fn in (("attention_flops_s", bench_attention), ("pool_elems_s", bench_pool)):
+        pairs = {d: fn(device, d, flusher, reps, sync, quick) for d in dts}
+        prof[key], typical[key] = ({d: v[i] for d, v in pairs.items()} for i in (0, 1))
+    conv = bench_conv(device, flusher, reps, sync, quick)
+    prof["conv_flops_s"], typical["conv_flops_s"] = {"fp32": conv[0]}, {"fp32": conv[1]}
+    prof["typical"] = typical
     if progress is not None:
         progress.update(1)
     prof["overlap_p"] = fit_overlap(prof)
     prof["gemm_fit_mdape_pct"] = gemm_fit_mdape(prof)
     return prof
+
+
+# ------------------------------------------------------------------------------------------ statistics
+
+STATISTICS = ("median", "min")
+
+
+def summarize_sweep(pts: list[dict], key: str) -> dict:
+    """A scheme's sweep entry from its points, timed by ``key`` (``seconds``: the minimum of the repetitions;
+    ``median_s``): the achievable rate is the median over the compute-bound points, the best one beside it, and
+    the weights' streaming rate the median over the smallest-M points."""
+    pts = [{**p, "seconds": p[key], "flops_s": 2.0 * p["m"] * p["k"] * p["n"] / p[key]} for p in pts]
+    ms = [p["m"] for p in pts]
+    big = [p["flops_s"] for p in pts if p["m"] >= min(COMPUTE_BOUND_M, max(ms))]
+    stream = statistics.median((p["weight_bytes"] + p["act_bytes"]) / p["seconds"] for p in pts if p["m"] == min(ms))
+    return {"points": pts, "achievable_flops_s": statistics.median(big), "best_flops_s": max(big),
+            "stream_bytes_s": stream}
+
+
+def profile_at(prof: dict, statistic: str) -> dict:
+    """The profile with every rate at ``statistic``: ``min`` (each benchmark's fastest repetition, the profile as
+    stored) or ``median`` (its typical repetition). On a shared machine a step of many kernels is rarely lucky in
+    all of them at once, so typical rates predict typical steps; a profile from before the typical block existed
+    has medians for its GEMM points only (its other rates stay minima, listed under ``typical_missing``)."""
+    if statistic not in STATISTICS:
+        raise PlannerError(f"statistic must be one of {', '.join(STATISTICS)}, got '{statistic}'")
+    if statistic == "min":
+        return prof
+    out = {**prof, "gemm": {s: {**g, **summarize_sweep(g["points"], "median_s")} for s, g in prof["gemm"].items()},
+           "statistic_used": "median"}
+    typical = prof.get("typical") or {}
+    for k in ("memory", "launch_overhead_s", "eager_op_overhead_s", "vector_flops_s", "attention_flops_s",
+              "pool_elems_s", "conv_flops_s"):
+        if k in typical:
+            out[k] = typical[k]
+    out["typical_missing"] = [k for k in ("memory", "launch_overhead_s", "vector_flops_s") if k not in typical]
+    return out
 
 
 # ------------------------------------------------------------------------------------------ profile -> roofline
