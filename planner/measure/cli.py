@@ -38,7 +38,7 @@ def register(sub, add_common) -> dict:
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     p.add_argument("--out", default=None, help="measurements root (default data/measurements); writes <device>/profile.json")
     p.add_argument("--quick", action="store_true", help="small sizes (a smoke test, not a profile to rely on)")
-    p.add_argument("--reps", type=int, default=None, help="timed rounds over the GEMM points (default 7, quick 2)")
+    p.add_argument("--reps", type=int, default=None, help="timed rounds over the GEMM points (default 11, quick 2)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     add_common(p)
     m = sub.add_parser("measure", help="time a model's ops per precision and batch; writes measured runs")

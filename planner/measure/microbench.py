@@ -266,7 +266,7 @@ def run_microbench(device: str, quick: bool = False, reps: int | None = None, sc
     allocator = keep_freed_memory()
     torch.set_flush_denormal(True)
     sync = _Sync(device)
-    reps = reps or (2 if quick else 7)
+    reps = reps or (2 if quick else 11)
     flusher = Flusher(device, (64 << 20) if quick else None)
     ms, shapes = (QUICK_MS, QUICK_SHAPES) if quick else (FULL_MS, FULL_SHAPES)
     schemes = schemes or available_schemes(device)
@@ -296,6 +296,8 @@ def run_microbench(device: str, quick: bool = False, reps: int | None = None, sc
     conv = bench_conv(device, flusher, reps, sync, quick)
     prof["conv_flops_s"], typical["conv_flops_s"] = {"fp32": conv[0]}, {"fp32": conv[1]}
     prof["typical"] = typical
+    from planner.measure.probe import reference_probes   # the device-state reference, taken as runs take it
+    prof["probe_reference"] = reference_probes(device, flusher, prof, 4 if quick else 7)
     if progress is not None:
         progress.update(1)
     prof["overlap_p"] = fit_overlap(prof)

@@ -58,32 +58,73 @@ def _profile_point(prof: dict, scheme: str, m: int, k: int, n: int, stat: str = 
     return None
 
 
+def _reference_time(prof: dict, scheme: str, m: int, k: int, n: int) -> float | None:
+    """The profile's typical time of the probe point, read off every shape the sweep timed at that M: the median
+    over those shapes of their median time per unit of work (bytes at the smallest M, a streaming GEMV; FLOPs
+    above), times the probe point's work. One point's median of 7 rounds is itself noisy on a shared machine (a
+    profile here had the 4096 x 4096 GEMV's median 35 % above its minimum while its other shapes' were within
+    10 %); the shapes together are not."""
+    import statistics
+    sweep = prof.get("gemm", {}).get(scheme, {}).get("points", [])
+    pts = [p for p in sweep if p["m"] == m]
+    probe = next((p for p in pts if (p["k"], p["n"]) == (k, n)), None)
+    if probe is None:
+        return None
+    streaming = m == min(p["m"] for p in sweep)
+    work = (lambda p: p["weight_bytes"] + p["act_bytes"]) if streaming else (lambda p: 2.0 * p["m"] * p["k"] * p["n"])
+    per_unit = statistics.median(p.get("median_s", p["seconds"]) / work(p) for p in pts)
+    return per_unit * work(probe)
+
+
+def reference_probes(device: str, flusher, prof: dict, samples: int = 7) -> list[dict]:
+    """The probe as a run takes it (one 5-repetition probe, single ones, another 5-repetition one), right after
+    the sweep: the reference a run's probes are compared with, in the same context (a fresh module, one flush)."""
+    plan = probe_plan(prof, device)
+    out = [run_probe(device, flusher, plan=plan)]
+    out += [run_probe(device, flusher, reps=1, plan=plan) for _ in range(max(samples - 2, 0))]
+    return out + [run_probe(device, flusher, plan=plan)]
+
+
+def _samples(probes: list[dict]) -> dict[tuple, list[float]]:
+    out: dict[tuple, list[float]] = {}
+    for pr in probes:
+        for pt in pr["points"]:
+            out.setdefault((pr["scheme"], pt["m"], pr["k"], pr["n"]), []).append(pt["seconds"])
+    return out
+
+
 def device_state(prof: dict, probes: list[dict] | None) -> dict | None:
     """{'compute': ratio, 'memory': ratio, 'basis': text} of the run's speed to the profile's, or None where the
     run has no probe or the profile lacks the probed points (e.g. a --quick profile). Each ratio is the profile's
-    median time of the point over the median of the run's samples of it (before the run, one before every
-    repetition, after it). Medians, not minima: the minimum of many samples of a millisecond kernel finds
+    typical time of the point over the median of the run's samples of it (before the run, one before every
+    repetition, after it). The profile's typical time: the median of its reference probes (``reference_probes``,
+    taken the way a run takes them: a probe's fresh module and single repetitions read 10-20 % apart from the
+    sweep's interleaved rounds here) or, in a profile without them, ``_reference_time`` (medians over the swept
+    shapes). Medians, not minima: the minimum of many samples of a millisecond kernel finds
     fleeting quiet moments that a whole forward pass does not (on this project's CPU the minimum of 22 samples
     said 1.3-1.4x faster than the profile while the model ran 1.05-1.2x faster), and a median does not drift
     with the number of samples. < 1: the device ran slower than when profiled."""
     import statistics
     if not probes:
         return None
-    samples: dict[tuple, list[float]] = {}
     regular = "bf16" if (prof.get("meta") or {}).get("kind") == "gpu" else "fp32"
-    for pr in probes:
-        if pr["scheme"] != regular:      # runs of an earlier harness probed their own (AMX) kernel: not a state
-            return None
-        for pt in pr["points"]:
-            samples.setdefault((pr["scheme"], pt["m"], pr["k"], pr["n"]), []).append(pt["seconds"])
+    if any(pr["scheme"] != regular for pr in probes):  # runs of an earlier harness probed their own (AMX) kernel
+        return None
+    samples = _samples(probes)
     if len(samples) != 2:               # one small-M and one large-M point of one scheme and shape
         return None
     (small, xs_small), (large, xs_large) = sorted(samples.items(), key=lambda kv: kv[0][1])
-    ref_small, ref_large = (_profile_point(prof, *k, stat="median_s") for k in (small, large))
+    ref = _samples(prof.get("probe_reference") or [])
+    if small in ref and large in ref:
+        ref_small, ref_large = statistics.median(ref[small]), statistics.median(ref[large])
+        how = f"median of the profile's {len(ref[small])} reference probes"
+    else:
+        ref_small, ref_large = (_reference_time(prof, *k) for k in (small, large))
+        how = "profile's typical time (median over its swept shapes)"
     t_small, t_large = statistics.median(xs_small), statistics.median(xs_large)
     if ref_small is None or ref_large is None or t_small <= 0 or t_large <= 0:
         return None
     return {"compute": ref_large / t_large, "memory": ref_small / t_small, "samples": len(xs_small),
-            "basis": f"{small[0]} GEMM K={small[2]} N={small[3]}: profile median / median of {len(xs_small)} run-time "
+            "basis": f"{small[0]} GEMM K={small[2]} N={small[3]}: {how} / median of {len(xs_small)} run-time "
                      f"samples at M={small[1]} (memory) and M={large[1]} (compute), taken before, during and after "
                      "the run"}
