@@ -3,8 +3,8 @@ device's microbenchmark profile (planner validate, in one table).
 
 Target (issue 3): end-to-end error <= 15 % on every CPU run in fp32 and in w8a8 through fbgemm (what the issue
 names for this CPU), per phase, at the measured scope (the layers measured plus
-embedding, final norm and lm_head), predicted from the device profile scaled to the device state each run probed
-(planner.measure.probe); beside it the error on the profile as measured. Profile and runs are compared at
+embedding, final norm and lm_head), predicted from the device profile as measured; beside it the error on the
+profile scaled to the device state each run probed (planner.measure.probe; --scale-to-device-state swaps them). Profile and runs are compared at
 the same statistic: their medians (typical repetitions) by default, their minima (best case) beside; --statistic
 min swaps them. The whole-model column
 scales the layer rows by n_layers / layers measured; the speed-ups compare runs of the same configuration
@@ -38,12 +38,14 @@ def main(argv=None) -> int:
     ap.add_argument("--root", default=str(MEASUREMENTS_ROOT))
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--statistic", default="median", choices=["median", "min"])
+    ap.add_argument("--scale-to-device-state", action="store_true")
     args = ap.parse_args(argv)
     runs = [j for j in list_measured_runs(Path(args.root)) if j.relative_to(args.root).parts[0].startswith("cpu-")]
     if not runs:
         print(f"no CPU runs under {args.root}: run planner microbench and planner measure first")
         return 1
-    results = [validate_run(j, statistic=args.statistic) for j in runs]
+    results = [validate_run(j, statistic=args.statistic, scale_to_state=args.scale_to_device_state) for j in runs]
+    alt_key = "unscaled_profile" if args.scale_to_device_state else "scaled_to_device_state"
     other = "min" if args.statistic == "median" else "median"
     if args.json:
         print(json.dumps([{k: v for k, v in r.items() if k != "rows"} for r in results], indent=1, default=str))
@@ -55,7 +57,7 @@ def main(argv=None) -> int:
           + f"their {'minima' if other == 'min' else 'medians'}. state c/m: compute and memory speed the run probed, "
           + "as a fraction of the profile's\n")
     head = (f"{'threads':<7} {'model':<12} {'prec':<11} {'int8':<6} {'b':>2} {'run (UTC)':<9} {'phase':<8} {'pred ms':>9} {'meas ms':>9} {'err %':>7} "
-            f"{'unscaled %':>10} {'at ' + other + ' %':>12} {'state c/m':>9} {'spread %':>8} {'whole-model %':>13} {'op MdAPE %':>10}")
+            f"{('unscaled %' if args.scale_to_device_state else 'scaled %'):>10} {'at ' + other + ' %':>12} {'state c/m':>9} {'spread %':>8} {'whole-model %':>13} {'op MdAPE %':>10}")
     print(head)
     print("-" * len(head))
     worst = {True: 0.0, False: 0.0}
@@ -67,7 +69,7 @@ def main(argv=None) -> int:
             target = in_target(r)
             worst[target] = max(worst[target], abs(e["error_pct"]))
             worst_other[target] = max(worst_other[target], abs(e[f"at_{other}"]["error_pct"]))
-            scaled = e.get("unscaled_profile", {}).get("error_pct")
+            scaled = e.get(alt_key, {}).get("error_pct")
             scaled = f"{scaled:+.1f}" if scaled is not None else "-"
             print(f"{r['device'].rsplit('-', 1)[-1]:<7} {r['model']:<12} {r['precision']:<11} {(r.get('int8_backend') or '-'):<6} {r['batch']:>2} {r['run'][-6:-2]:<9} {ph:<8} {e['predicted_s'] * 1e3:>9.1f} "
                   f"{e['measured_s'] * 1e3:>9.1f} {e['error_pct']:>+7.1f} {scaled:>10} {e['at_' + other]['error_pct']:>+12.1f} {state:>9} {e['spread_pct']:>8.1f} "

@@ -220,7 +220,8 @@ def _at_statistic(mrows: list[dict], statistic: str) -> list[dict]:
     return mrows if statistic == "min" else [{**r, "measured_s": r["median_s"]} for r in mrows]
 
 
-def _speedups(meta: dict, e2e: dict, root: Path, profile, statistic: str = "median") -> dict:
+def _speedups(meta: dict, e2e: dict, root: Path, profile, statistic: str = "median",
+              scale_to_state: bool = False) -> dict:
     """Measured and predicted speed-ups between this run and sibling runs of the same configuration."""
     import json
 
@@ -245,7 +246,8 @@ def _speedups(meta: dict, e2e: dict, root: Path, profile, statistic: str = "medi
         for prec in (fast, base):
             if prec not in cache:
                 cache[prec] = _validate_core(*read_run(latest[prec]), latest[prec].with_suffix(".csv"), profile,
-                                             with_speedups=False, statistic=statistic)["e2e"]
+                                             with_speedups=False, statistic=statistic,
+                                             scale_to_state=scale_to_state)["e2e"]
         for phase in cache[fast]:
             if phase in cache[base]:
                 meas = cache[base][phase]["measured_s"] / cache[fast][phase]["measured_s"]
@@ -257,32 +259,36 @@ def _speedups(meta: dict, e2e: dict, root: Path, profile, statistic: str = "medi
 
 
 def _validate_core(meta: dict, mrows: list[dict], csv_path: Path, profile, with_speedups: bool = True,
-                   statistic: str = "median") -> dict:
+                   statistic: str = "median", scale_to_state: bool = False) -> dict:
     from planner.measure.microbench import STATISTICS, int8_scheme_for, profile_at, use_profile
     from planner.measure.probe import device_state
     from planner.specs import ModelSpec
     spec = ModelSpec.model_validate(meta["model_spec"])
     spec_scope = _scoped_spec(spec, meta["layers_measured"])
     phases = [p for p in ("vision", "prefill", "decode") if any(r["phase"] == p for r in mrows)]
-    # predictions from the profile scaled to the device state the run probed (planner.measure.probe); the same
-    # on the profile as measured beside them, so drift and model error can be told apart. Profile and run at the
-    # same statistic: typical (median) repetitions by default, best-case minima beside them
+    # predictions from the profile as measured, and beside them from the profile scaled to the device state the
+    # run probed (planner.measure.probe), so drift and model error can be told apart (scale_to_state swaps them:
+    # right after a profile the probes read 10-35 % off while the model's kernels ran at the profile's speed, on
+    # both timers of this project's CPU; runs an hour or more after their profile gain from the scaling). Profile
+    # and run at the same statistic: typical (median) repetitions by default, best-case minima beside them
     int8 = int8_scheme_for(profile, (meta.get("recipe") or {}).get("int8_backend"))
     state = device_state(profile, meta.get("device_state_probes"))
     prof_s, rows_s = profile_at(profile, statistic), _at_statistic(mrows, statistic)
     rows, e2e = [], {}
-    with use_profile(prof_s, state, int8) as acc_id:
+    primary = state if scale_to_state else None
+    with use_profile(prof_s, primary, int8) as acc_id:
         for ph in phases:
             r, s = _phase_report(spec, spec_scope, meta, rows_s, ph, acc_id)
             rows += r
             e2e[ph] = s
     if state is not None:
-        with use_profile(prof_s, None, int8) as acc_id:
+        with use_profile(prof_s, None if scale_to_state else state, int8) as acc_id:
             for ph in phases:
-                p_raw = _phase_report(spec, spec_scope, meta, rows_s, ph, acc_id)[1]["predicted_s"]
-                e2e[ph]["unscaled_profile"] = {"predicted_s": p_raw, "error_pct": _pct(p_raw, e2e[ph]["measured_s"])}
+                p_alt = _phase_report(spec, spec_scope, meta, rows_s, ph, acc_id)[1]["predicted_s"]
+                e2e[ph]["unscaled_profile" if scale_to_state else "scaled_to_device_state"] = {
+                    "predicted_s": p_alt, "error_pct": _pct(p_alt, e2e[ph]["measured_s"])}
     other = next(x for x in STATISTICS if x != statistic)
-    with use_profile(profile_at(profile, other), state, int8) as acc_id:
+    with use_profile(profile_at(profile, other), primary, int8) as acc_id:
         for ph in phases:
             o = _phase_report(spec, spec_scope, meta, _at_statistic(mrows, other), ph, acc_id)[1]
             e2e[ph]["at_" + other] = {k: o[k] for k in ("predicted_s", "measured_s", "error_pct")}
@@ -293,6 +299,7 @@ def _validate_core(meta: dict, mrows: list[dict], csv_path: Path, profile, with_
            "layers_measured": meta["layers_measured"], "layers_total": meta["layers_total"], "run": meta["run"],
            "date": meta.get("date"), "profile_date": profile.get("date"),
            "statistic": statistic, "typical_missing": prof_s.get("typical_missing", []),
+           "scaled_to_device_state": bool(scale_to_state and state),
            "device_state": state,
            "op_mdape_pct": _median(apes),
            "e2e_abs_pct_error": {ph: abs(s["error_pct"]) for ph, s in e2e.items()},
@@ -303,15 +310,18 @@ def _validate_core(meta: dict, mrows: list[dict], csv_path: Path, profile, with_
         p = e2e["prefill"]["predicted_s"] + steps * e2e["decode"]["predicted_s"]
         out["request"] = {"measured_s": m, "predicted_s": p, "error_pct": _pct(p, m)}
     if with_speedups:
-        out["speedups"] = _speedups(meta, e2e, _run_root(csv_path, meta), profile, statistic)
+        out["speedups"] = _speedups(meta, e2e, _run_root(csv_path, meta), profile, statistic, scale_to_state)
     out["rows"] = rows
     return out
 
 
-def validate_run(path, profile_file: Path | None = None, statistic: str = "median") -> dict:
+def validate_run(path, profile_file: Path | None = None, statistic: str = "median",
+                 scale_to_state: bool = False) -> dict:
     """Predicted vs measured for one measured run (its .csv, .json or stem), profile and run both at
     ``statistic`` (``median``: typical repetitions; ``min``: the fastest; the other one's end-to-end errors are
-    reported beside, under ``e2e[phase]["at_<other>"]``): device, model, precision,
+    reported beside, under ``e2e[phase]["at_<other>"]``), from the profile as measured (``scale_to_state``: scaled
+    to the device state the run probed; the other one beside, under ``scaled_to_device_state`` or
+    ``unscaled_profile``): device, model, precision,
     op_mdape_pct, e2e_abs_pct_error per phase (at the measured scope: the layers measured plus embedding,
     final norm and lm_head), e2e (with the whole-model extrapolation), speedups against sibling runs of other
     precisions (each with measured and predicted), and rows (phase, name, predicted_s, measured_s, error_pct)."""
@@ -320,4 +330,4 @@ def validate_run(path, profile_file: Path | None = None, statistic: str = "media
     csv_path, _ = resolve_run(path)
     meta, mrows = read_run(path)
     prof = load_profile(profile_file or find_profile(csv_path, meta))
-    return _validate_core(meta, mrows, csv_path, prof, statistic=statistic)
+    return _validate_core(meta, mrows, csv_path, prof, statistic=statistic, scale_to_state=scale_to_state)

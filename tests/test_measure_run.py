@@ -126,7 +126,12 @@ def test_validation_joins_rows_and_reports(campaign):
     st = v["device_state"]                      # probed, and the profile scaled by it: both errors reported
     assert 0 < st["compute"] < 10 and 0 < st["memory"] < 10
     for e in v["e2e"].values():
-        assert e["unscaled_profile"]["predicted_s"] > 0
+        assert e["scaled_to_device_state"]["predicted_s"] > 0
+    assert v["scaled_to_device_state"] is False
+    v2 = validate_run(runs["w8a8"]["json"], scale_to_state=True)       # swapped: the scaled one is the headline
+    for ph, e in v2["e2e"].items():
+        assert e["predicted_s"] == pytest.approx(v["e2e"][ph]["scaled_to_device_state"]["predicted_s"])
+        assert e["unscaled_profile"]["predicted_s"] == pytest.approx(v["e2e"][ph]["predicted_s"])
     w = v["e2e"]["prefill"]["whole_model"]
     assert w["layer_scale"] == 3 and w["layers_total"] == 6
     s = v["speedups"]["w8a8-f32_over_fp32_decode"]

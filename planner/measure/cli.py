@@ -66,6 +66,9 @@ def register(sub, add_common) -> dict:
     v.add_argument("--statistic", default="median", choices=["median", "min"],
                    help="profile and run both at their median (typical) or minimum (best-case) repetitions; the "
                         "other is reported beside (default median)")
+    v.add_argument("--scale-to-device-state", action="store_true",
+                   help="predict from the profile scaled to the device state the run probed (for runs long after "
+                        "their profile); the profile as measured is reported beside")
     add_common(v)
     s = sub.add_parser("smoothquant", help="W8A8 accuracy with and without SmoothQuant on all-MiniLM-L6-v2")
     s.add_argument("--alpha", default="0,0.25,0.5,0.75,1")
@@ -164,10 +167,11 @@ def print_validation(v: dict) -> None:
     st = v.get("device_state")
     if st:
         drift = max(abs(st["compute"] - 1), abs(st["memory"] - 1))
-        print(f"  predictions: the device profile of {v['profile_date']} scaled to the run's device state: compute "
-              f"x{st['compute']:.3f}, memory x{st['memory']:.3f} ({st['basis']})"
-              + ("; the device changed speed since it was profiled: re-run planner microbench right before "
-                 "measuring" if drift > 0.15 else ""))
+        print(f"  predictions: the device profile of {v['profile_date']} "
+              + ("scaled to" if v.get("scaled_to_device_state") else "as measured; beside it scaled to")
+              + f" the run's device state: compute x{st['compute']:.3f}, memory x{st['memory']:.3f} ({st['basis']})"
+              + ("; the probes read a device that changed speed since it was profiled: re-run planner microbench "
+                 "right before measuring" if drift > 0.15 else ""))
     else:
         print(f"  predictions: the device profile of {v['profile_date']} as measured (the run has no device-state "
               "probe of the profile's points)")
@@ -182,10 +186,11 @@ def print_validation(v: dict) -> None:
               f"(spread {s['spread_pct']:.1f} %): error {_fmt_pct(s['error_pct'])} %;  whole model "
               f"(layers x {w['layer_scale']:g}): {_fmt_ms(w['predicted_s'])} vs {_fmt_ms(w['measured_scaled_s'])} ms, "
               f"{_fmt_pct(w['error_pct'])} %")
-        if "unscaled_profile" in s:
-            sc = s["unscaled_profile"]
-            print(f"  {'':<19} on the profile as measured (not scaled): predicted {_fmt_ms(sc['predicted_s'])} ms, "
-                  f"error {_fmt_pct(sc['error_pct'])} %")
+        for k, what in (("unscaled_profile", "on the profile as measured (not scaled)"),
+                        ("scaled_to_device_state", "on the profile scaled to the run's device state")):
+            if k in s:
+                sc = s[k]
+                print(f"  {'':<19} {what}: predicted {_fmt_ms(sc['predicted_s'])} ms, error {_fmt_pct(sc['error_pct'])} %")
         for k in ("at_min", "at_median"):
             if k in s:
                 o = s[k]
@@ -212,7 +217,7 @@ def cmd_validate(args) -> int:
     else:
         runs = [target]
     prof = Path(args.profile) if args.profile else None
-    results = [validate_run(r, prof, args.statistic) for r in runs]
+    results = [validate_run(r, prof, args.statistic, args.scale_to_device_state) for r in runs]
     if args.json:
         print(json.dumps(results[0] if len(results) == 1 and not target.is_dir() else results, indent=1, default=str))
         return 0
