@@ -37,8 +37,20 @@ class EngineEff(_Strict):
     fused_elementwise_frac: float = Field(ge=0, le=1)  # share of fusible elementwise traffic folded away
     # (op name, seconds per call): an eager framework's fixed cost of a small op (several aten ops, cold caches
     # after the weight streams of a decode step), in place of launches x launch_overhead_s for that op; a device
-    # profile measures it (planner.measure.eager_ops); empty in the published calibration
+    # profile measures it (planner.measure.eager_ops); LLM phases only; empty in the published calibration
     op_overhead_s: tuple[tuple[str, float], ...] = ()
+    # (op name, factor): an eager framework runs a small op as several unfused kernels (an RMSNorm's square, mean,
+    # rsqrt and multiplies), moving several times the bytes of the fused kernel the cost model counts; the op's
+    # compute and memory times are multiplied by the measured ratio (planner.measure.eager_ops.body_scales);
+    # LLM phases only; empty in the published calibration
+    op_body_scale: tuple[tuple[str, float], ...] = ()
+
+    @field_validator("op_body_scale")
+    @classmethod
+    def _body_scales(cls, v):
+        if any(not 0.1 <= f <= 100 for _, f in v) or len({n for n, _ in v}) != len(v):
+            raise ValueError("op_body_scale needs distinct op names with factors in [0.1, 100]")
+        return v
 
     @field_validator("op_overhead_s")
     @classmethod

@@ -19,6 +19,9 @@ from planner.ops import N_MONO, SEQ_CTX, TOK_CTX, OpTemplate, expert_coverage, m
 
 ROLE_GEMM, ROLE_ATTN, ROLE_VEC, ROLE_COMM = range(4)
 BOUNDS = np.array(["compute", "memory", "overhead", "interconnect"])
+# a device profile measures the eager small ops' per-call cost and body factor on a decoder's own code (RMSNorm
+# with its residual add, RoPE, SiLU gate): they apply to the LLM phases, not to a vision encoder's or CNN's ops
+LLM_PHASES = ("prefill", "decode")
 
 
 @dataclass(frozen=True)
@@ -185,6 +188,10 @@ def evaluate_phase(c: CompiledOps, hw: HwArrays, eng: EngineEff, prec: Precision
     tc = np.where(comm, 0.0, flops / (peaks * frac) + vflops / vec_rate)
     mem_rate = bw * np.minimum(eng.mem_frac * cfg(hw.mem_scale) * col(per_op("mem_scale", 1.0)), 1.0)
     tm = np.where(comm, 0.0, byts / mem_rate)
+    if eng.op_body_scale:                         # measured eager bodies of small ops (several unfused kernels)
+        scale = dict(eng.op_body_scale)
+        f = col(np.array([scale.get(o.name, 1.0) if o.phase in LLM_PHASES else 1.0 for o in c.ops]))
+        tc, tm = tc * f, tm * f
     hi, lo = np.maximum(tc, tm), np.minimum(tc, tm)
     # a device profile may measure a scheme's own GEMM overlap (small-M CPU GEMMs overlap poorly)
     p = col(per_op("overlap_p", eng.overlap_p))
@@ -193,8 +200,8 @@ def evaluate_phase(c: CompiledOps, hw: HwArrays, eng: EngineEff, prec: Precision
     overhead = col(c.launches) * unfused * eng.launch_overhead_s
     if eng.op_overhead_s:                         # measured fixed cost per call of an eager framework's small ops
         fixed = dict(eng.op_overhead_s)
-        own = np.array([o.name in fixed for o in c.ops])
-        per_call = np.array([fixed.get(o.name, 0.0) * o.count for o in c.ops])
+        own = np.array([o.name in fixed and o.phase in LLM_PHASES for o in c.ops])
+        per_call = np.array([fixed.get(o.name, 0.0) * o.count if o.phase in LLM_PHASES else 0.0 for o in c.ops])
         overhead = np.where(col(own), col(per_call), overhead)
     overhead = np.broadcast_to(overhead, t.shape)
 

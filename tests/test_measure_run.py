@@ -69,10 +69,38 @@ def test_profile_gives_a_session_accelerator(campaign):
     assert set(prof["eager_op_overhead_s"]) == set(SMALL_OPS)
     assert dict(eng.op_overhead_s) == pytest.approx(prof["eager_op_overhead_s"])
     e = prof["eager_ops"]
-    assert 0.25 <= e["glue_factor"] <= 4 and e["unprofiled_step_s"] > e["profiled_gemm_regions_s"] > 0
+    assert 0.25 <= e["glue_factor"] <= 4 and e["tiny_unprofiled_step_s"] > e["tiny_profiled_gemm_regions_s"] > 0
     for k, v in prof["eager_op_overhead_s"].items():   # 1 us .. 10 ms per call on any machine
         assert 1e-6 < v < 1e-2 and v == pytest.approx(e["profiled_per_call_s"][k] * e["glue_factor"])
     assert 1 <= eng.overlap_p <= 64
+
+
+def test_profile_scales_eager_op_bodies_to_their_measured_time(campaign):
+    """The small ops' bodies, timed as the backend runs them at two token counts, become factors on the roofline's
+    body time such that the calibrated roofline reproduces the measured growth between the two counts."""
+    from planner.api import roofline_rows
+    from planner.arch.pipeline import compile_model
+    from planner.measure.eager_ops import BODY_OPS, body_spec
+    from planner.quant import load_precision
+    from planner import catalog
+    _, prof, _, _, _ = campaign
+    bench = prof["eager_op_bodies"]
+    assert set(bench["seconds"]) == set(BODY_OPS) and bench["tokens"] == [16, 128]
+    assert all(0 < a < b for a, b in bench["seconds"].values())      # 8x the tokens takes longer
+    acc, cal = roofline_for_profile(prof)
+    scales = dict(cal.engines["eager"].op_body_scale)
+    assert set(scales) <= set(BODY_OPS)
+    plan = compile_model(body_spec(bench["arch"]), load_precision("fp32"), {})
+    with catalog.use_calibration(cal):
+        rows = {m: roofline_rows(plan, acc, "fp32", 1, m, 1, 1, "eager", "prefill") for m in bench["tokens"]}
+
+    def body(name, m):
+        r = next(r for r in rows[m] if r["name"] == name)
+        return (r["time_s"] - r["overhead_s"]) / r["count"]
+    for name, f in scales.items():
+        meas = bench["seconds"][name][1] - bench["seconds"][name][0]
+        if 0.25 < f < 50:                                                # not clipped
+            assert body(name, 128) - body(name, 16) == pytest.approx(meas, rel=1e-6)
 
 
 def test_run_files_and_metadata(campaign):
@@ -204,7 +232,8 @@ def test_profile_at_median_and_min(campaign):
     want = statistics.median(2 * p["m"] * p["k"] * p["n"] / p["median_s"] for p in pts if p["m"] >= 64)
     assert med["gemm"]["fp32"]["achievable_flops_s"] == pytest.approx(want)
     assert med["gemm"]["fp32"]["achievable_flops_s"] <= prof["gemm"]["fp32"]["achievable_flops_s"]
-    for k in ("memory", "vector_flops_s", "attention_flops_s", "conv_flops_s", "pool_elems_s", "eager_op_overhead_s"):
+    for k in ("memory", "vector_flops_s", "attention_flops_s", "conv_flops_s", "pool_elems_s", "eager_op_overhead_s",
+              "eager_op_bodies"):
         assert med[k] == prof["typical"][k] and k in prof
     assert med["typical_missing"] == []
     old = {k: v for k, v in prof.items() if k != "typical"}            # a profile from before the typical block

@@ -120,6 +120,58 @@ def test_measured_eager_op_overhead_replaces_launches_per_call():
     assert sum(o.count for o in ops if o.name == "norm") == 65        # 2 x 32 layers + the final norm
 
 
+def test_measured_eager_op_body_scale_multiplies_that_ops_compute_and_memory_time():
+    """An eager framework's unfused small op (RMSNorm as square, mean, rsqrt, multiplies) moves a measured
+    multiple of the fused kernel's bytes: its compute and memory times, and so its body time, scale by that
+    factor; its overhead and every other op stay."""
+    from planner.arch.decoder import decoder_ops
+    from planner.catalog import load_model
+    from planner.quant import load_precision
+    ops = decoder_ops(load_model("llama-2-7b").arch, "prefill", load_precision("fp32"))
+    c = compile_ops(ops, "fp32")
+    prec = PrecisionEff(gemm_scale=1.0, basis="t")
+    base = evaluate_phase(c, HW, ENG, prec, 8, 128, 64, 1, 0.0)
+    r = evaluate_phase(c, HW, ENG.model_copy(update={"op_body_scale": (("norm", 3.0), ("rope", 0.5))}),
+                       prec, 8, 128, 64, 1, 0.0)
+    for i, o in enumerate(ops):
+        f = {"norm": 3.0, "rope": 0.5}.get(o.name, 1.0)
+        assert r.compute_time[i, 0] == pytest.approx(base.compute_time[i, 0] * f)
+        assert r.memory_time[i, 0] == pytest.approx(base.memory_time[i, 0] * f)
+        assert r.overhead_time[i, 0] == base.overhead_time[i, 0]
+        body, base_body = r.op_time[i, 0] - r.overhead_time[i, 0], base.op_time[i, 0] - base.overhead_time[i, 0]
+        assert body == pytest.approx(base_body * f)
+
+
+def test_eager_small_op_measurements_leave_vision_ops_alone():
+    """Measured on a decoder's own code (RMSNorm + residual, RoPE, SiLU gate), the per-call cost and body factor
+    apply to the LLM phases: a CNN's batch norms and a ViT's LayerNorms keep the roofline's own figures."""
+    from planner.arch.vision import vit_ops
+    from planner.catalog import load_model
+    from planner.quant import load_precision
+    ops, _ = vit_ops(load_model("vit-b16").arch, load_precision("fp32"))
+    assert any(o.name == "norm" for o in ops) and all(o.phase == "vision" for o in ops)
+    c = compile_ops(ops, "fp32")
+    prec = PrecisionEff(gemm_scale=1.0, basis="t")
+    base = evaluate_phase(c, HW, ENG, prec, 8, 197, 197, 1, 0.0)
+    eng = ENG.model_copy(update={"op_body_scale": (("norm", 3.0), ("mlp_act", 2.0)), "op_overhead_s": (("norm", 1e-3),)})
+    r = evaluate_phase(c, HW, eng, prec, 8, 197, 197, 1, 0.0)
+    assert np.array_equal(r.op_time, base.op_time)
+
+
+def test_body_scales_are_measured_growth_over_roofline_growth():
+    from planner.measure.eager_ops import body_scales
+    bench = {"tokens": [128, 1024], "seconds": {"norm": [1e-3, 5e-3], "rope": [2e-3, 2e-3], "mlp_act": [1e-4, 1e-1]}}
+    got = dict(body_scales(bench, lambda name, m: m * 1e-6))
+    # (5 - 1) ms over (1024 - 128) us; rope did not grow (noise): no factor; mlp_act clipped at 50
+    assert got == {"norm": pytest.approx(4e-3 / 896e-6), "mlp_act": 50.0}
+
+
+@pytest.mark.parametrize("bad", [(("norm", 0.0),), (("norm", 1e3),), (("norm", 2.0), ("norm", 3.0))])
+def test_eager_op_body_scale_is_validated(bad):
+    with pytest.raises(ValueError, match="op_body_scale"):
+        EngineEff.model_validate({**ENG.model_dump(), "op_body_scale": bad})
+
+
 @pytest.mark.parametrize("bad", [(("norm", -1e-6),), (("norm", 0.5),), (("norm", 1e-4), ("norm", 2e-4))])
 def test_eager_op_overhead_is_validated(bad):
     with pytest.raises(ValueError, match="op_overhead_s"):

@@ -285,9 +285,13 @@ def run_microbench(device: str, quick: bool = False, reps: int | None = None, sc
     prof["memory"], typical["memory"] = bench_memory(device, flusher, reps, sync)
     prof["launch_overhead_s"], typical["launch_overhead_s"] = bench_launch(device, sync, 200 if quick else 2000)
     from planner.measure.eager_ops import bench_eager_ops
-    eager = bench_eager_ops(device, flusher, reps)
+    eager = bench_eager_ops(device, flusher, reps, quick=quick)
     prof["eager_op_overhead_s"], typical["eager_op_overhead_s"] = eager.pop("per_call_s"), eager.pop("per_call_median_s")
     prof["eager_ops"] = eager
+    from planner.measure.eager_ops import bench_eager_bodies
+    bodies = bench_eager_bodies(device, reps, quick)
+    prof["eager_op_bodies"] = {k: v for k, v in bodies.items() if k != "median_s"}
+    typical["eager_op_bodies"] = {**prof["eager_op_bodies"], "seconds": bodies["median_s"]}
     prof["vector_flops_s"], typical["vector_flops_s"] = bench_vector(device, sync, reps)
     dts = ("fp32", "bf16") if not device.startswith("cuda") else ("bf16", "fp16")
     for key, fn in (("attention_flops_s", bench_attention), ("pool_elems_s", bench_pool)):
@@ -334,8 +338,8 @@ def profile_at(prof: dict, statistic: str) -> dict:
     out = {**prof, "gemm": {s: {**g, **summarize_sweep(g["points"], "median_s")} for s, g in prof["gemm"].items()},
            "statistic_used": "median"}
     typical = prof.get("typical") or {}
-    for k in ("memory", "launch_overhead_s", "eager_op_overhead_s", "vector_flops_s", "attention_flops_s",
-              "pool_elems_s", "conv_flops_s"):
+    for k in ("memory", "launch_overhead_s", "eager_op_overhead_s", "eager_op_bodies", "vector_flops_s",
+              "attention_flops_s", "pool_elems_s", "conv_flops_s"):
         if k in typical:
             out[k] = typical[k]
     out["typical_missing"] = [k for k in ("memory", "launch_overhead_s", "vector_flops_s") if k not in typical]
@@ -458,7 +462,33 @@ def roofline_for_profile(prof: dict, state: dict | None = None, int8_scheme: str
                                    "precisions.*.overlap_p", "engines.*.overlap_p (the fp32 one)"],
                 engines={e: eng for e in ("optimized", "compiled", "eager")},
                 precisions=_precision_effs(prof, bw, int8_scheme))
-    return acc, Calibration.model_validate(data)
+    cal = Calibration.model_validate(data)
+    if prof.get("eager_op_bodies"):
+        scales = _eager_body_scales(prof["eager_op_bodies"], acc, cal)
+        data["engines"] = {e: {**eng, "op_body_scale": scales} for e in data["engines"]}
+        data["fitted_parameters"] = data["fitted_parameters"] + ["engines.*.op_body_scale (measured eager op bodies)"]
+        cal = Calibration.model_validate(data)
+    return acc, cal
+
+
+def _eager_body_scales(bench: dict, acc, cal) -> tuple[tuple[str, float], ...]:
+    """The measured eager bodies of the small ops over the roofline's for the same calls (eager_ops.body_scales),
+    the roofline being this profile's own without the factors."""
+    from planner import catalog
+    from planner.api import roofline_rows
+    from planner.arch.pipeline import compile_model
+    from planner.measure.eager_ops import body_scales, body_spec
+    from planner.quant import load_precision
+    plan = compile_model(body_spec(bench["arch"]), load_precision(bench.get("dtype", "fp32")), {})
+    memo: dict[int, list[dict]] = {}
+
+    def body(name: str, tokens: int) -> float:
+        if tokens not in memo:
+            with catalog.use_calibration(cal):
+                memo[tokens] = roofline_rows(plan, acc, plan.precision.id, 1, tokens, 1, 1, "eager", "prefill")
+        row = next((r for r in memo[tokens] if r["name"] == name), None)   # the layers' op (final norm after)
+        return (row["time_s"] - row["overhead_s"]) / row["count"] if row else 0.0
+    return body_scales(bench, body)
 
 
 def read_bandwidth(prof: dict) -> float:

@@ -77,6 +77,29 @@ def apply_rope(x, cos, sin):
     return x * cos.to(x.dtype) + rot * sin.to(x.dtype)
 
 
+def rope_qk(q, k, rope, pos: int):
+    """The ``rope`` region: rotary embedding of q and k ([B, heads, S, hd] views) at positions pos..pos+S-1."""
+    s = q.shape[-2]
+    cos, sin = rope[0][pos:pos + s], rope[1][pos:pos + s]
+    return apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+
+
+def mlp_act(u, gated: bool):
+    """The ``mlp_act`` region: SiLU(gate) * up on the fused [gate | up] output, or GELU."""
+    if gated:
+        g, u = u.chunk(2, dim=-1)
+        return F.silu(g) * u
+    return F.gelu(u)
+
+
+def residual_norm(h, delta, norm):
+    """The ``norm`` region: the pending residual add (the cost model fuses it into the norm), then the norm;
+    returns (residual stream, normalised)."""
+    if delta is not None:
+        h = h + delta
+    return h, norm(h)
+
+
 class DecoderLayer(nn.Module):
     def __init__(self, a: DecoderArch, dtype, device):
         super().__init__()
@@ -101,8 +124,7 @@ class DecoderLayer(nn.Module):
         v = v.view(b, s, a.n_kv_heads, a.hd).transpose(1, 2)
         if rope is not None:
             with region("rope"):
-                cos, sin = rope[0][pos:pos + s], rope[1][pos:pos + s]
-                q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+                q, k = rope_qk(q, k, rope, pos)
         with region("attn_score"):
             cache.k[:, :, pos:pos + s] = k.to(cache.k.dtype)
             cache.v[:, :, pos:pos + s] = v.to(cache.v.dtype)
@@ -116,11 +138,7 @@ class DecoderLayer(nn.Module):
         with region("mlp_up"):
             u = self.up(y)
         with region("mlp_act"):
-            if self.a.gated_mlp:
-                g, u = u.chunk(2, dim=-1)
-                u = F.silu(g) * u
-            else:
-                u = F.gelu(u)
+            u = mlp_act(u, self.a.gated_mlp)
         with region("mlp_down"):
             return self.down(u)
 
@@ -165,18 +183,13 @@ class DecoderModel(nn.Module):
         for layer, cache in zip(self.layers, self.caches):
             with region(LAYER_REGION):
                 with region("norm"):
-                    if pending is not None:
-                        h = h + pending
-                    y = layer.norm1(h)
+                    h, y = residual_norm(h, pending, layer.norm1)
                 att = layer.attention(y, cache, pos, self.rope)
                 with region("norm"):
-                    h = h + att
-                    y = layer.norm2(h)
+                    h, y = residual_norm(h, att, layer.norm2)
                 pending = layer.mlp(y)
         with region("norm"):
-            if pending is not None:
-                h = h + pending
-            y = self.final_norm(h)
+            h, y = residual_norm(h, pending, self.final_norm)
         with region("lm_head"):
             return self.lm_head(y[:, -1])
 
@@ -221,9 +234,7 @@ class VitModel(nn.Module):
         for blk in self.blocks:
             with region(LAYER_REGION):
                 with region("norm"):
-                    if pending is not None:
-                        h = h + pending
-                    y = blk.norm1(h)
+                    h, y = residual_norm(h, pending, blk.norm1)
                 with region("attn_qkv"):
                     qkv = blk.qkv(y)
                 with region("attn_score"):
@@ -232,22 +243,15 @@ class VitModel(nn.Module):
                 with region("attn_out"):
                     o = blk.o(o)
                 with region("norm"):
-                    h = h + o
-                    y = blk.norm2(h)
+                    h, y = residual_norm(h, o, blk.norm2)
                 with region("mlp_up"):
                     u = blk.up(y)
                 with region("mlp_act"):
-                    if a.gated_mlp:
-                        gg, u = u.chunk(2, dim=-1)
-                        u = F.silu(gg) * u
-                    else:
-                        u = F.gelu(u)
+                    u = mlp_act(u, a.gated_mlp)
                 with region("mlp_down"):
                     pending = blk.down(u)
         with region("norm"):
-            if pending is not None:
-                h = h + pending
-            y = self.final_norm(h)
+            h, y = residual_norm(h, pending, self.final_norm)
         if self.head is None:
             return y
         with region("head"):
