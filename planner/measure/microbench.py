@@ -220,20 +220,45 @@ def bench_attention(device: str, dtype_name: str, flusher, reps: int, sync, quic
     return _best_and_typical(4.0 * s * (s + 1) / 2 * h * hd, ts)
 
 
+# DenseNet-121's convolutions (Huang et al. 2017; torchvision's densenet121), one of each kind per resolution,
+# with the number of times the network runs it: (count, C_in, C_out, kernel, stride, input size). The 1x1
+# bottleneck's input grows through each block (64..256, 128..512, 256..1024, 512..1024 channels): the block's
+# middle width stands for it. Eager torch runs most 1x1 convolutions of this mix through its slow im2col path
+# and the 3x3 ones through oneDNN (seen in this project's DenseNet traces), at 11-80 GFLOP/s on one core where
+# one block-1 pair ran at 80: the mix, not one shape, is the achievable conv rate of a CNN.
+DENSENET_CONVS = ((1, 3, 64, 7, 2, 224),
+                  (6, 160, 128, 1, 1, 56), (6, 128, 32, 3, 1, 56), (1, 256, 128, 1, 1, 56),
+                  (12, 320, 128, 1, 1, 28), (12, 128, 32, 3, 1, 28), (1, 512, 256, 1, 1, 28),
+                  (24, 640, 128, 1, 1, 14), (24, 128, 32, 3, 1, 14), (1, 1024, 512, 1, 1, 14),
+                  (16, 768, 128, 1, 1, 7), (16, 128, 32, 3, 1, 7))
+
+
 def bench_conv(device: str, flusher, reps: int, sync, quick: bool) -> tuple[float, float]:
-    """FLOP/s of DenseNet-121's dense-layer convolutions (1x1 128 -> 128 at 56x56 after a 256-channel input,
-    3x3 128 -> 32), fp32, batch 8: the conv fraction of the fp32 GEMM peak for CNN predictions."""
+    """FLOP/s of DenseNet-121's convolution mix (DENSENET_CONVS: each shape timed once per repetition, weighted by
+    how often the network runs it), fp32, batch 8 (quick: batch 1 at a quarter of the resolution): the conv
+    fraction of the fp32 GEMM peak for CNN predictions."""
     import torch
     import torch.nn.functional as F
-    b, hw = (2, 14) if quick else (8, 56)
-    x1, w1 = torch.randn(b, 256, hw, hw, device=device), torch.randn(128, 256, 1, 1, device=device)
-    x3, w3 = torch.randn(b, 128, hw, hw, device=device), torch.randn(32, 128, 3, 3, device=device)
-    fl = 2.0 * b * hw * hw * (128 * 256 + 32 * 128 * 9)
-
-    def both():
-        F.conv2d(x1, w1)
-        F.conv2d(x3, w3, padding=1)
-    return _best_and_typical(fl, _timeit(both, flusher, reps, sync))
+    b, shrink = (1, 4) if quick else (8, 1)
+    cases, fl = [], 0.0
+    for n, cin, cout, k, stride, size in DENSENET_CONVS:
+        hw = max(size // shrink, k)
+        x, w = torch.randn(b, cin, hw, hw, device=device), torch.randn(cout, cin, k, k, device=device)
+        out = (hw + 2 * (k // 2) - k) // stride + 1
+        cases.append((n, x, w, stride, k // 2))
+        fl += n * 2.0 * b * out * out * cout * cin * k * k
+    clock = getattr(sync, "clock", time.perf_counter)
+    totals = []
+    for _ in range(reps + 1):                        # the first pass warms up (oneDNN primitive creation)
+        t = 0.0
+        flusher()                                    # once per pass: in a network each conv reads what the
+        for n, x, w, stride, pad in cases:           # op before it just wrote
+            t0 = clock()
+            F.conv2d(x, w, stride=stride, padding=pad)
+            sync()
+            t += n * (clock() - t0)
+        totals.append(t)
+    return _best_and_typical(fl, totals[1:])
 
 
 def bench_pool(device: str, dtype_name: str, flusher, reps: int, sync, quick: bool) -> tuple[float, float]:
