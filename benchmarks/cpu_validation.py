@@ -90,7 +90,8 @@ def main(argv=None) -> int:
             print(f"  batch {r['batch']:>2} {s['faster']:>8} over {s['baseline']:<8} {s['phase']:<8} measured "
                   f"{s['measured']:5.2f}x  predicted {s['predicted']:5.2f}x  ({s['error_pct']:+.1f} %)")
     print("\nper-op errors are in `planner validate <run>`; the small eager ops (norm, rope, mlp_act, embed) are "
-          "predicted from their measured fixed cost per call where the profile has it (profiles from 21:31 UTC on).")
+          "predicted from their measured fixed cost per call where the profile has it (profiles from 21:31 UTC on; "
+          "at Llama-2-7B widths, with body factors, from 23:11 UTC on).")
     return 0
 
 

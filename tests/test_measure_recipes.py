@@ -161,3 +161,19 @@ def test_cuda_fp8_scaled_mm():
     if torch.cuda.get_device_capability() < (8, 9):
         pytest.skip("needs sm89+ for FP8")
     assert rc.linear_check(rc.make_recipe("fp8", "cuda"), "cuda") < 0.08
+
+
+@pytest.mark.parametrize("granularity", ["per-tensor-static", "per-tensor-dynamic"])
+def test_fbgemm_linear_records_its_gemm_shape_for_the_flop_count(granularity):
+    """fbgemm's linears take a packed weight whose shape record_shapes cannot see; the recipe records M, K, N in
+    an event around the kernel and the profiler's FLOP count reads 2*M*K*N from it."""
+    from torch.profiler import profile
+
+    from planner.measure.profiler import kernel_flops
+    lin = torch.nn.Linear(96, 40, bias=False)
+    mod = rc.W8A8Linear(lin, granularity, "fbgemm", 4.0 / 127, torch.float32)
+    with profile(record_shapes=True, with_flops=True) as prof:
+        mod(torch.randn(3, 5, 96))
+    counted = sum(kernel_flops(e.name, e.input_shapes) for e in prof.events())
+    assert counted == 2 * 15 * 96 * 40
+    assert kernel_flops("radplan.gemm_shape[bad]", []) == 0.0

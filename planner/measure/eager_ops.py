@@ -86,6 +86,7 @@ def bench_eager_ops(device: str, flusher, reps: int, steps: int = 4, prompt: int
         out[f"per_call{stat}_s"] = {k: v * factor for k, v in profiled.items()}
         out[f"profiled_per_call{stat}_s"] = profiled
         out[f"tiny_unprofiled_step{stat}_s"], out[f"tiny_profiled_gemm_regions{stat}_s"] = step, gemms
+        out[f"tiny_profiled_small_regions{stat}_s"] = small
         out[f"glue_factor{stat}"] = factor
     return {**out, "model": wide, "glue_model": TINY, "steps": steps, "reps": reps,
             "note": "decoders in fp32, batch 1, cache flushed before each decode step; per_call_s = the wide "

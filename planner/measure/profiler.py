@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from planner.measure.regions import LAYER_REGION, STEP_REGION, CpuTimeRecorder
+from planner.measure.regions import LAYER_REGION, STEP_REGION, CpuTimeRecorder, parse_gemm_shape_tag
 
 
 class MeasurementError(RuntimeError):
@@ -183,8 +183,13 @@ _GEMM_SHAPES = {"mkldnn::_linear_pointwise": (0, 1, True), "onednn::qlinear_poin
 
 
 def kernel_flops(name: str, shapes) -> float:
-    """2*M*K*N from recorded input shapes for the custom GEMM kernels of the recipes (fbgemm's dynamic linear
-    and the int4 kernels take packed weights whose shape is not recorded: 0, i.e. not counted)."""
+    """2*M*K*N from recorded input shapes for the custom GEMM kernels of the recipes, or from the shape event
+    the recipes record around fbgemm's linears (regions.gemm_shape_tag: their packed weights' shape is not in
+    the trace); the int4 kernel's packed weight is not recorded either: 0, i.e. not counted."""
+    tagged = parse_gemm_shape_tag(name)
+    if tagged is not None:
+        m, k, n = tagged
+        return 2.0 * m * k * n
     spec = _GEMM_SHAPES.get(name)
     if spec is None or not shapes:
         return 0.0

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 
 from planner.errors import PlannerError
 from planner.measure.models import region
+from planner.measure.regions import gemm_shape_tag
 
 GRANULARITIES = ("per-token", "per-tensor-dynamic", "per-tensor-static")
 # precision id -> SmoothQuant activation granularity (planner.quant.GRANULARITY reversed; w8a8 = O3)
@@ -223,11 +224,13 @@ class W8A8Linear(nn.Module):
         shape = x.shape
         x2 = x.reshape(-1, self.k)
         if self.backend == "fbgemm":      # fp32 in, int8 GEMM, fp32 out; the quantize runs inside the kernel
-            if self.granularity == "per-tensor-static":    # O3: the calibrated scale, u8 with zero point 128
-                y = torch.ops.quantized.linear_with_input_q_dq_qweight_dq_output_fp32(
-                    x2.float(), float(self.static), 128, self.packed)
-            else:                                          # O2: fbgemm takes the tensor's range itself
-                y = torch.ops.quantized.linear_dynamic(x2.float(), self.packed, False)
+            # the packed weight's shape is not in the trace: record the GEMM's M, K, N beside it (FLOP count)
+            with torch.profiler.record_function(gemm_shape_tag(x2.shape[0], self.k, self.n)):
+                if self.granularity == "per-tensor-static":    # O3: the calibrated scale, u8 with zero point 128
+                    y = torch.ops.quantized.linear_with_input_q_dq_qweight_dq_output_fp32(
+                        x2.float(), float(self.static), 128, self.packed)
+                else:                                          # O2: fbgemm takes the tensor's range itself
+                    y = torch.ops.quantized.linear_dynamic(x2.float(), self.packed, False)
             return y.to(self.out_dtype).reshape(*shape[:-1], self.n)
         if self.granularity == "per-tensor-static":
             y = self._gemm(x2, act_scale(x2, self.granularity, self.static))

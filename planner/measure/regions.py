@@ -15,7 +15,25 @@ from torch.profiler import record_function
 STEP_REGION = "radplan.step"     # one forward pass (prefill, one decode step, or one vision batch)
 LAYER_REGION = "radplan.layer"   # one repeated layer: its ops scale with n_layers / layers measured
 
+GEMM_SHAPE_TAG = "radplan.gemm_shape"  # a GEMM whose weight shape the trace lacks (packed): its M, K, N
+
 _active: list = []               # the recorder in use (at most one)
+
+
+def gemm_shape_tag(m: int, k: int, n: int) -> str:
+    """The name of a profiler event around a GEMM kernel that records its shape (``profiler.kernel_flops``
+    counts 2*M*K*N from it): fbgemm's linears take packed weights whose shape record_shapes cannot see."""
+    return f"{GEMM_SHAPE_TAG}[{m},{k},{n}]"
+
+
+def parse_gemm_shape_tag(name: str) -> tuple[int, int, int] | None:
+    if not name.startswith(GEMM_SHAPE_TAG + "["):
+        return None
+    try:
+        m, k, n = (int(v) for v in name[len(GEMM_SHAPE_TAG) + 1:].rstrip("]").split(","))
+    except ValueError:
+        return None
+    return m, k, n
 
 
 class CpuTimeRecorder:
