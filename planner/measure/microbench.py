@@ -116,7 +116,8 @@ def available_schemes(device: str) -> list[str]:
     return [s for s in out if s != "int8" or hasattr(torch.ops.onednn, "qlinear_pointwise")]
 
 
-def bench_gemm_interleaved(schemes, ms, shapes, device: str, flusher, reps: int, sync, progress=None) -> dict:
+def bench_gemm_interleaved(schemes, ms, shapes, device: str, flusher, reps: int, sync, progress=None,
+                           after_round=None) -> dict:
     """Every (scheme, shape, M) point timed once per round, ``reps`` rounds: each point's repetitions spread over
     the whole sweep instead of one burst, so a slow minute of a shared machine cannot bend the sweep's shape (on
     this project's CPU a profile timed point by point caught the bf16/int8 kernels in a 2x slower minute that the
@@ -141,6 +142,8 @@ def bench_gemm_interleaved(schemes, ms, shapes, device: str, flusher, reps: int,
                 mod(x)
                 sync()
                 times[i].append(clock() - t0)
+            if after_round is not None:
+                after_round()
             if progress is not None:
                 progress.update(1)
     out: dict[str, list[dict]] = {s: [] for s in schemes}
@@ -302,7 +305,14 @@ def run_microbench(device: str, quick: bool = False, reps: int | None = None, sc
                          "rounds (every point once per round) so each point's repetitions span the sweep",
             "meta": device_info(device), "allocator": allocator, "gemm": {}}
     prof["device"] = prof["meta"]["device"]
-    sweep = bench_gemm_interleaved(schemes, ms, shapes, device, flusher, reps, sync, progress)
+    from planner.measure.probe import probe_plan_for_sweep, run_probe
+    plan = probe_plan_for_sweep(ms, shapes, device)
+    # the device-state reference: the probe as runs take it (a fresh module, one flush), once per round of the
+    # sweep, so that it samples the same minutes as the rates it stands beside (a burst after the sweep read
+    # one moment: 50 ms at M=128 on one thread here where the sweep's median was 38 and the runs' probes 40)
+    ref: list[dict] = []
+    sweep = bench_gemm_interleaved(schemes, ms, shapes, device, flusher, reps, sync, progress,
+                                   after_round=lambda: ref.append(run_probe(device, flusher, reps=1, plan=plan)))
     for s in schemes:
         prof["gemm"][s] = summarize_sweep(sweep[s], "seconds")
     # every rate below at the minimum of its repetitions (top level) and at their median ("typical")
@@ -325,8 +335,7 @@ def run_microbench(device: str, quick: bool = False, reps: int | None = None, sc
     conv = bench_conv(device, flusher, reps, sync, quick)
     prof["conv_flops_s"], typical["conv_flops_s"] = {"fp32": conv[0]}, {"fp32": conv[1]}
     prof["typical"] = typical
-    from planner.measure.probe import reference_probes   # the device-state reference, taken as runs take it
-    prof["probe_reference"] = reference_probes(device, flusher, prof, 4 if quick else 7)
+    prof["probe_reference"] = ref
     if progress is not None:
         progress.update(1)
     prof["overlap_p"] = fit_overlap(prof)

@@ -76,13 +76,13 @@ def _reference_time(prof: dict, scheme: str, m: int, k: int, n: int) -> float | 
     return per_unit * work(probe)
 
 
-def reference_probes(device: str, flusher, prof: dict, samples: int = 7) -> list[dict]:
-    """The probe as a run takes it (one 5-repetition probe, single ones, another 5-repetition one), right after
-    the sweep: the reference a run's probes are compared with, in the same context (a fresh module, one flush)."""
-    plan = probe_plan(prof, device)
-    out = [run_probe(device, flusher, plan=plan)]
-    out += [run_probe(device, flusher, reps=1, plan=plan) for _ in range(max(samples - 2, 0))]
-    return out + [run_probe(device, flusher, plan=plan)]
+def probe_plan_for_sweep(ms, shapes, device: str) -> tuple[str, int, int, tuple[int, int]]:
+    """probe_plan before the sweep has run: the same points, chosen from the sweep's M values and shapes."""
+    k, n = PROBE_SHAPE
+    if (k, n) in tuple(shapes) and all(m in ms for m in PROBE_MS):
+        return probe_scheme(device), k, n, PROBE_MS
+    k, n = shapes[0]
+    return probe_scheme(device), k, n, (min(ms), max(ms))
 
 
 def _samples(probes: list[dict]) -> dict[tuple, list[float]]:
@@ -97,9 +97,9 @@ def device_state(prof: dict, probes: list[dict] | None) -> dict | None:
     """{'compute': ratio, 'memory': ratio, 'basis': text} of the run's speed to the profile's, or None where the
     run has no probe or the profile lacks the probed points (e.g. a --quick profile). Each ratio is the profile's
     typical time of the point over the median of the run's samples of it (before the run, one before every
-    repetition, after it). The profile's typical time: the median of its reference probes (``reference_probes``,
-    taken the way a run takes them: a probe's fresh module and single repetitions read 10-20 % apart from the
-    sweep's interleaved rounds here) or, in a profile without them, ``_reference_time`` (medians over the swept
+    repetition, after it). The profile's typical time: the median of its reference probes (taken the way a run takes
+    them, once per round of the sweep: a probe's fresh module and single repetitions read 10-20 % apart from the
+    sweep's own points here, and a burst of them after the sweep read one moment of it) or, in a profile without them, ``_reference_time`` (medians over the swept
     shapes). Medians, not minima: the minimum of many samples of a millisecond kernel finds
     fleeting quiet moments that a whole forward pass does not (on this project's CPU the minimum of 22 samples
     said 1.3-1.4x faster than the profile while the model ran 1.05-1.2x faster), and a median does not drift
