@@ -258,19 +258,29 @@ def _speedups(meta: dict, e2e: dict, root: Path, profile, statistic: str = "medi
     return out
 
 
+def scales_by_default(profile: dict) -> bool:
+    """Whether validation predicts from the profile scaled to a run's device state unless told otherwise: for a
+    profile whose reference probes were taken once per round of its GEMM sweep (the minutes its rates come from).
+    With them, in the campaign of 23:48-00:10 UTC (2026-11-22) the scaled errors were within 15 % on 18 of 21
+    phases and the unscaled ones on 8 (the machine ran 1.2-1.5x faster minutes after its profile); with the older
+    burst of probes after the sweep, the probes read 10-35 % off while the model ran at the profile's speed."""
+    return bool(profile.get("probe_reference_per_round"))
+
+
 def _validate_core(meta: dict, mrows: list[dict], csv_path: Path, profile, with_speedups: bool = True,
-                   statistic: str = "median", scale_to_state: bool = False) -> dict:
+                   statistic: str = "median", scale_to_state: bool | None = None) -> dict:
     from planner.measure.microbench import STATISTICS, int8_scheme_for, profile_at, use_profile
     from planner.measure.probe import device_state
     from planner.specs import ModelSpec
     spec = ModelSpec.model_validate(meta["model_spec"])
     spec_scope = _scoped_spec(spec, meta["layers_measured"])
     phases = [p for p in ("vision", "prefill", "decode") if any(r["phase"] == p for r in mrows)]
-    # predictions from the profile as measured, and beside them from the profile scaled to the device state the
-    # run probed (planner.measure.probe), so drift and model error can be told apart (scale_to_state swaps them:
-    # right after a profile the probes read 10-35 % off while the model's kernels ran at the profile's speed, on
-    # both timers of this project's CPU; runs an hour or more after their profile gain from the scaling). Profile
-    # and run at the same statistic: typical (median) repetitions by default, best-case minima beside them
+    # predictions from the profile scaled to the device state the run probed (planner.measure.probe) and from
+    # the profile as measured, one as the headline and the other beside it, so drift and model error can be told
+    # apart (scale_to_state None: scales_by_default). Profile and run at the same statistic: typical (median)
+    # repetitions by default, best-case minima beside them
+    if scale_to_state is None:
+        scale_to_state = scales_by_default(profile)
     int8 = int8_scheme_for(profile, (meta.get("recipe") or {}).get("int8_backend"))
     state = device_state(profile, meta.get("device_state_probes"))
     prof_s, rows_s = profile_at(profile, statistic), _at_statistic(mrows, statistic)
@@ -316,12 +326,12 @@ def _validate_core(meta: dict, mrows: list[dict], csv_path: Path, profile, with_
 
 
 def validate_run(path, profile_file: Path | None = None, statistic: str = "median",
-                 scale_to_state: bool = False) -> dict:
+                 scale_to_state: bool | None = None) -> dict:
     """Predicted vs measured for one measured run (its .csv, .json or stem), profile and run both at
     ``statistic`` (``median``: typical repetitions; ``min``: the fastest; the other one's end-to-end errors are
-    reported beside, under ``e2e[phase]["at_<other>"]``), from the profile as measured (``scale_to_state``: scaled
-    to the device state the run probed; the other one beside, under ``scaled_to_device_state`` or
-    ``unscaled_profile``): device, model, precision,
+    reported beside, under ``e2e[phase]["at_<other>"]``), from the profile scaled to the device state the run
+    probed (``scale_to_state`` True) or as measured (False; None: ``scales_by_default``), the other one beside,
+    under ``unscaled_profile`` or ``scaled_to_device_state``: device, model, precision,
     op_mdape_pct, e2e_abs_pct_error per phase (at the measured scope: the layers measured plus embedding,
     final norm and lm_head), e2e (with the whole-model extrapolation), speedups against sibling runs of other
     precisions (each with measured and predicted), and rows (phase, name, predicted_s, measured_s, error_pct)."""

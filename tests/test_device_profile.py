@@ -112,3 +112,9 @@ def test_device_state_prefers_the_profiles_reference_probes():
     st = device_state(prof, [_probe(1.5, 1.5)])
     assert st["memory"] == pytest.approx(1.2 / 1.5) and st["compute"] == pytest.approx(1.2 / 1.5)
     assert "3 reference probes" in st["basis"]
+
+
+def test_validation_scales_to_the_device_state_only_for_profiles_probed_across_their_sweep():
+    from planner.validate import scales_by_default
+    assert scales_by_default({"probe_reference_per_round": True}) is True
+    assert scales_by_default({"probe_reference": [_probe(1.0, 1.0)]}) is False    # a burst after the sweep

@@ -156,7 +156,9 @@ def test_validation_joins_rows_and_reports(campaign):
     st = v["device_state"]                      # probed, and the profile scaled by it: both errors reported
     assert 0 < st["compute"] < 10 and 0 < st["memory"] < 10
     for e in v["e2e"].values():
-        assert e["scaled_to_device_state"]["predicted_s"] > 0
+        assert e["unscaled_profile"]["predicted_s"] > 0
+    assert v["scaled_to_device_state"] is True       # the default for a profile whose reference spans its sweep
+    v = validate_run(runs["w8a8"]["json"], scale_to_state=False)
     assert v["scaled_to_device_state"] is False
     v2 = validate_run(runs["w8a8"]["json"], scale_to_state=True)       # swapped: the scaled one is the headline
     for ph, e in v2["e2e"].items():

@@ -66,9 +66,12 @@ def register(sub, add_common) -> dict:
     v.add_argument("--statistic", default="median", choices=["median", "min"],
                    help="profile and run both at their median (typical) or minimum (best-case) repetitions; the "
                         "other is reported beside (default median)")
-    v.add_argument("--scale-to-device-state", action="store_true",
-                   help="predict from the profile scaled to the device state the run probed (for runs long after "
-                        "their profile); the profile as measured is reported beside")
+    st = v.add_mutually_exclusive_group()
+    st.add_argument("--scale-to-device-state", dest="device_state", action="store_const", const=True,
+                    help="predict from the profile scaled to the device state the run probed (the default for "
+                         "profiles whose reference probes span their sweep); the profile as measured is beside")
+    st.add_argument("--as-measured", dest="device_state", action="store_const", const=False,
+                    help="predict from the profile as measured; the scaled one is beside")
     add_common(v)
     s = sub.add_parser("smoothquant", help="W8A8 accuracy with and without SmoothQuant on all-MiniLM-L6-v2")
     s.add_argument("--alpha", default="0,0.25,0.5,0.75,1")
@@ -217,7 +220,7 @@ def cmd_validate(args) -> int:
     else:
         runs = [target]
     prof = Path(args.profile) if args.profile else None
-    results = [validate_run(r, prof, args.statistic, args.scale_to_device_state) for r in runs]
+    results = [validate_run(r, prof, args.statistic, args.device_state) for r in runs]
     if args.json:
         print(json.dumps(results[0] if len(results) == 1 and not target.is_dir() else results, indent=1, default=str))
         return 0

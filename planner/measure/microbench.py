@@ -335,7 +335,7 @@ def run_microbench(device: str, quick: bool = False, reps: int | None = None, sc
     conv = bench_conv(device, flusher, reps, sync, quick)
     prof["conv_flops_s"], typical["conv_flops_s"] = {"fp32": conv[0]}, {"fp32": conv[1]}
     prof["typical"] = typical
-    prof["probe_reference"] = ref
+    prof["probe_reference"], prof["probe_reference_per_round"] = ref, True
     if progress is not None:
         progress.update(1)
     prof["overlap_p"] = fit_overlap(prof)
