@@ -341,6 +341,8 @@ def test_measured_page_on_the_validation_contract(monkeypatch):
         if "h100" in path:
             raise PlannerError(f"{path}: metadata lacks 'device'")
         return {"device": "cpu", "model": "llama-2-7b", "precision": "fp32", "op_mdape_pct": 8.5,
+                "profile_date": "2026-11-22T23:48:32+00:00", "scaled_to_device_state": True,
+                "device_state": {"compute": 1.219, "memory": 1.124},
                 "e2e_abs_pct_error": {"prefill": 4.0, "decode": 9.0},
                 "speedups": [{"name": "w8a8 over fp32", "measured": 1.4, "predicted": 1.5}],
                 "rows": [{"phase": ph, "name": n, "predicted_s": t * 1.1, "measured_s": t, "error_pct": 10.0}
@@ -352,6 +354,7 @@ def test_measured_page_on_the_validation_contract(monkeypatch):
     assert_clean(at)
     assert len(at.get("plotly_chart")) == 2
     assert metric(at, "Per-op MdAPE") == "8.5 %"
+    assert any("scaled to the device state the run probed (compute x1.22, memory x1.12)" in c.value for c in at.caption)
     at.selectbox(key="qp_run").set_value(runs[1]).run()
     assert not at.exception
     assert any("metadata lacks 'device'" in e.value for e in at.error)

@@ -59,6 +59,13 @@ m1.metric("Device", str(v.get("device", "?")))
 m2.metric("Model · precision", f"{v.get('model', '?')} · {v.get('precision', '?')}")
 mdape = v.get("op_mdape_pct")
 m3.metric("Per-op MdAPE", f"{mdape:.1f} %" if isinstance(mdape, (int, float)) else "–")
+ds = v.get("device_state")
+if v.get("scaled_to_device_state") and ds:
+    st.caption(f"Predicted from the device profile of {v.get('profile_date', '?')} scaled to the device state the run "
+               f"probed (compute x{ds['compute']:.2f}, memory x{ds['memory']:.2f}); `planner validate --as-measured` "
+               "predicts from the profile as measured.")
+else:
+    st.caption(f"Predicted from the device profile of {v.get('profile_date', '?')} as measured.")
 
 left, right = st.columns([2, 1])
 left.plotly_chart(figures.measured_scatter_figure(rows, f"Per-op time: predicted against measured ({choice})"),
