@@ -118,3 +118,36 @@ def test_validation_scales_to_the_device_state_only_for_profiles_probed_across_t
     from planner.validate import scales_by_default
     assert scales_by_default({"probe_reference_per_round": True}) is True
     assert scales_by_default({"probe_reference": [_probe(1.0, 1.0)]}) is False    # a burst after the sweep
+
+
+def _probe_at(scale_mem, scale_cmp, mem=(1, 4096, 11008), cmp=(128, 4096, 4096)):
+    """A probe as runs take it since 2026-11-23: M, K, N on each point."""
+    return {"scheme": "fp32", "timer": "wall",
+            "points": [{"m": m, "k": k, "n": n, "seconds": _time(m, k, n) * sc}
+                       for (m, k, n), sc in ((mem, scale_mem), (cmp, scale_cmp))]}
+
+
+def test_probe_points_are_an_mlp_gemv_and_a_square_gemm():
+    from planner.measure.microbench import FULL_MS, FULL_SHAPES, QUICK_MS, QUICK_SHAPES
+    from planner.measure.probe import probe_plan, probe_plan_for_sweep
+    full = ("fp32", ((1, 4096, 11008), (128, 4096, 4096)))
+    assert probe_plan(_profile(), "cpu") == full == probe_plan_for_sweep(FULL_MS, FULL_SHAPES, "cpu")
+    assert probe_plan(None, "cpu") == full and probe_plan(None, "cuda")[0] == "bf16"
+    quick = ("fp32", ((1, 512, 512), (64, 512, 512)))      # a sweep without those points: its first shape
+    assert probe_plan_for_sweep(QUICK_MS, QUICK_SHAPES, "cpu") == quick
+    prof = _profile()
+    prof["gemm"]["fp32"]["points"] = [p for p in prof["gemm"]["fp32"]["points"] if (p["k"], p["n"]) == (11008, 4096)]
+    assert probe_plan(prof, "cpu") == ("fp32", ((1, 11008, 4096), (1024, 11008, 4096)))
+
+
+def test_device_state_of_probes_with_two_shapes():
+    prof = _profile()
+    st = device_state(prof, [_probe_at(1.25, 1.0), _probe_at(1.25, 1.6), _probe_at(2.0, 1.6)])
+    assert st["memory"] == pytest.approx(0.8, rel=1e-3) and st["compute"] == pytest.approx(1 / 1.6, rel=1e-3)
+    assert "M=1 K=4096 N=11008 (memory), M=128 K=4096 N=4096 (compute)" in st["basis"]
+    # a profile probed before 2026-11-23 holds reference probes of the 4096 x 4096 GEMV only: the new memory
+    # point is read off its sweep, the compute point off its reference probes (times 1.5 here)
+    prof["probe_reference"] = [_probe(1.0, 1.5)]
+    st = device_state(prof, [_probe_at(1.0, 1.0)])
+    assert st["memory"] == pytest.approx(1.0, rel=1e-3) and st["compute"] == pytest.approx(1.5)
+    assert "swept shapes) (memory), median of the profile's 1 reference probes (compute)" in st["basis"]

@@ -136,7 +136,7 @@ def test_run_files_and_metadata(campaign):
     assert len(meta["device_state_probes"]) == 2 + 2 * 2          # before, one per repetition and phase, after
     probe = meta["device_state_probes"][0]
     assert probe["scheme"] == "fp32"                     # the device's regular kernel, whatever the precision
-    assert (probe["k"], probe["n"]) == (512, 512) and [p["m"] for p in probe["points"]] == [1, 64]  # quick profile
+    assert [(p["m"], p["k"], p["n"]) for p in probe["points"]] == [(1, 512, 512), (64, 512, 512)]  # quick profile
     assert meta["allocator"].startswith("glibc mallopt")
     trace = json.loads(gzip.open(r["csv"].replace(".csv", ".trace.json.gz")).read())
     assert any(e.get("name") == "attn_qkv" for e in trace["traceEvents"])

@@ -4,8 +4,8 @@ A shared or cloud machine does not keep one speed: on this project's CPU the sam
 hour after its profile was measured (other tenants, host frequency), and two campaigns 13 minutes apart timed
 the same DenseNet 39 % apart. A prediction from a profile measured at another moment then carries that
 drift as error. So every measured run times two points of its profile's GEMM sweep before its phases, before every
-repetition and after its phases, with the device's most regular kernel (fp32 on CPU, bf16 on CUDA): the M=1 GEMV
-(weight streaming: memory state) and the M=128 GEMM (compute state), same kernel, shape and cache flush as
+repetition and after its phases, with the device's most regular kernel (fp32 on CPU, bf16 on CUDA): an M=1 GEMV
+(weight streaming: memory state) and an M=128 GEMM (compute state), same kernel, shapes and cache flush as
 ``planner microbench``.
 Validation predicts from the profile scaled by them (peaks by the compute ratio, bandwidth by the memory ratio;
 the profile's shapes, efficiencies and overheads unchanged) and prints the error on the profile as measured
@@ -15,8 +15,14 @@ beside it, and warns when a ratio leaves +-15 %. On this CPU the scaling took tw
 from __future__ import annotations
 
 
-PROBE_SHAPE = (4096, 4096)          # (K, N): the first shape of the full microbenchmark sweep
-PROBE_MS = (1, 128)                 # streaming GEMV, compute-bound GEMM (microbench.COMPUTE_BOUND_M)
+# (M, K, N) of the two points. Memory: the M=1 GEMV of a Llama MLP shape, the kind of GEMV a decode step spends
+# most of its time in; compute: the M=128 GEMM of the sweep's first shape. The memory point was the 4096 x 4096
+# GEMV (64 MB) until 2026-11-23: on two threads here its per-round time tracked a Llama layer's decode GEMV chain
+# with correlation 0.59 (s.d. of the log ratio 0.106, 100 rounds), the 4096 x 11008 GEMV (180 MB) with 0.79
+# (0.072); on one thread 0.114 vs 0.107 (70 rounds; benchmarks/probe_tracking.py). Two-thread batch-1 decodes
+# scaled by the small GEMV came out 8-20 % too fast in 15 of 19 runs (mean -10.9 %, against the 00:26 profile).
+MEMORY_PROBE = (1, 4096, 11008)
+COMPUTE_PROBE = (128, 4096, 4096)      # microbench.COMPUTE_BOUND_M
 
 
 def probe_scheme(device: str) -> str:
@@ -27,27 +33,30 @@ def probe_scheme(device: str) -> str:
     return "bf16" if device.startswith("cuda") else "fp32"
 
 
-def probe_plan(prof: dict | None, device: str) -> tuple[str, int, int, tuple[int, int]]:
-    """(scheme, K, N, (M small, M large)) to probe: the full sweep's 4096 x 4096 at M=1 and 128 of the probe
-    scheme, or, for a profile without those points (a --quick one), its first shape at its smallest and largest M."""
-    k, n = PROBE_SHAPE
+def probe_plan(prof: dict | None, device: str) -> tuple[str, tuple[tuple[int, int, int], ...]]:
+    """(scheme, ((M, K, N) memory point, (M, K, N) compute point)) to probe: MEMORY_PROBE and COMPUTE_PROBE of
+    the probe scheme, or, for a profile without those points (a --quick one), its first shape at its smallest and
+    largest M."""
     scheme = probe_scheme(device)
     pts = (prof or {}).get("gemm", {}).get(scheme, {}).get("points", [])
-    if not pts or all(_profile_point(prof, scheme, m, k, n) is not None for m in PROBE_MS):
-        return scheme, k, n, PROBE_MS
+    if not pts or all(_profile_point(prof, scheme, *pt) is not None for pt in (MEMORY_PROBE, COMPUTE_PROBE)):
+        return scheme, (MEMORY_PROBE, COMPUTE_PROBE)
     k, n = pts[0]["k"], pts[0]["n"]
     ms = sorted(p["m"] for p in pts if (p["k"], p["n"]) == (k, n))
-    return scheme, k, n, (ms[0], ms[-1])
+    return scheme, ((ms[0], k, n), (ms[-1], k, n))
 
 
 def run_probe(device: str, flusher, reps: int = 5, plan: tuple | None = None) -> dict:
-    """Time the probe points now (minimum of ``reps``, caches flushed before each)."""
+    """Time the probe points now (each: minimum of ``reps``, caches flushed before each)."""
     from planner.measure.microbench import _bench_shape, _Sync
     sync = _Sync(device)
-    scheme, k, n, ms = plan or (probe_scheme(device), PROBE_SHAPE[0], PROBE_SHAPE[1], PROBE_MS)
-    pts = _bench_shape(scheme, ms, k, n, device, flusher, reps, sync)
-    return {"scheme": scheme, "k": k, "n": n, "timer": sync.timer,
-            "points": [{"m": p["m"], "seconds": p["seconds"], "median_s": p["median_s"]} for p in pts]}
+    scheme, points = plan or (probe_scheme(device), (MEMORY_PROBE, COMPUTE_PROBE))
+    out = []
+    for m, k, n in points:
+        out += _bench_shape(scheme, (m,), k, n, device, flusher, reps, sync)
+    return {"scheme": scheme, "timer": sync.timer,
+            "points": [{"m": p["m"], "k": p["k"], "n": p["n"], "seconds": p["seconds"], "median_s": p["median_s"]}
+                       for p in out]}
 
 
 def _profile_point(prof: dict, scheme: str, m: int, k: int, n: int, stat: str = "seconds") -> float | None:
@@ -76,20 +85,22 @@ def _reference_time(prof: dict, scheme: str, m: int, k: int, n: int) -> float | 
     return per_unit * work(probe)
 
 
-def probe_plan_for_sweep(ms, shapes, device: str) -> tuple[str, int, int, tuple[int, int]]:
+def probe_plan_for_sweep(ms, shapes, device: str) -> tuple[str, tuple[tuple[int, int, int], ...]]:
     """probe_plan before the sweep has run: the same points, chosen from the sweep's M values and shapes."""
-    k, n = PROBE_SHAPE
-    if (k, n) in tuple(shapes) and all(m in ms for m in PROBE_MS):
-        return probe_scheme(device), k, n, PROBE_MS
+    default = (MEMORY_PROBE, COMPUTE_PROBE)
+    if all(m in ms and (k, n) in tuple(shapes) for m, k, n in default):
+        return probe_scheme(device), default
     k, n = shapes[0]
-    return probe_scheme(device), k, n, (min(ms), max(ms))
+    return probe_scheme(device), ((min(ms), k, n), (max(ms), k, n))
 
 
 def _samples(probes: list[dict]) -> dict[tuple, list[float]]:
+    """{(scheme, M, K, N): [seconds, ...]}; probes of runs before 2026-11-23 give K, N once per probe."""
     out: dict[tuple, list[float]] = {}
     for pr in probes:
         for pt in pr["points"]:
-            out.setdefault((pr["scheme"], pt["m"], pr["k"], pr["n"]), []).append(pt["seconds"])
+            key = (pr["scheme"], pt["m"], pt.get("k", pr.get("k")), pt.get("n", pr.get("n")))
+            out.setdefault(key, []).append(pt["seconds"])
     return out
 
 
@@ -99,8 +110,8 @@ def device_state(prof: dict, probes: list[dict] | None) -> dict | None:
     typical time of the point over the median of the run's samples of it (before the run, one before every
     repetition, after it). The profile's typical time: the median of its reference probes (taken the way a run takes
     them, once per round of the sweep: a probe's fresh module and single repetitions read 10-20 % apart from the
-    sweep's own points here, and a burst of them after the sweep read one moment of it) or, in a profile without them, ``_reference_time`` (medians over the swept
-    shapes). Medians, not minima: the minimum of many samples of a millisecond kernel finds
+    sweep's own points here, and a burst of them after the sweep read one moment of it) or, in a profile without
+    them, ``_reference_time`` (medians over the swept shapes). Medians, not minima: the minimum of many samples of a millisecond kernel finds
     fleeting quiet moments that a whole forward pass does not (on this project's CPU the minimum of 22 samples
     said 1.3-1.4x faster than the profile while the model ran 1.05-1.2x faster), and a median does not drift
     with the number of samples. < 1: the device ran slower than when profiled."""
@@ -111,20 +122,21 @@ def device_state(prof: dict, probes: list[dict] | None) -> dict | None:
     if any(pr["scheme"] != regular for pr in probes):  # runs of an earlier harness probed their own (AMX) kernel
         return None
     samples = _samples(probes)
-    if len(samples) != 2:               # one small-M and one large-M point of one scheme and shape
+    if len(samples) != 2:               # one small-M (memory) and one large-M (compute) point of one scheme
         return None
     (small, xs_small), (large, xs_large) = sorted(samples.items(), key=lambda kv: kv[0][1])
     ref = _samples(prof.get("probe_reference") or [])
-    if small in ref and large in ref:
-        ref_small, ref_large = statistics.median(ref[small]), statistics.median(ref[large])
-        how = f"median of the profile's {len(ref[small])} reference probes"
-    else:
-        ref_small, ref_large = (_reference_time(prof, *k) for k in (small, large))
-        how = "profile's typical time (median over its swept shapes)"
+
+    def reference(key):     # per point: profiles probed before 2026-11-23 hold the 4096 x 4096 GEMV only
+        if key in ref:
+            return statistics.median(ref[key]), f"median of the profile's {len(ref[key])} reference probes"
+        return _reference_time(prof, *key), "profile's typical time (median over its swept shapes)"
+    (ref_small, how_small), (ref_large, how_large) = reference(small), reference(large)
+    how = how_small if how_small == how_large else f"{how_small} (memory), {how_large} (compute)"
     t_small, t_large = statistics.median(xs_small), statistics.median(xs_large)
     if ref_small is None or ref_large is None or t_small <= 0 or t_large <= 0:
         return None
     return {"compute": ref_large / t_large, "memory": ref_small / t_small, "samples": len(xs_small),
-            "basis": f"{small[0]} GEMM K={small[2]} N={small[3]}: {how} / median of {len(xs_small)} run-time "
-                     f"samples at M={small[1]} (memory) and M={large[1]} (compute), taken before, during and after "
-                     "the run"}
+            "basis": f"{small[0]} GEMM M={small[1]} K={small[2]} N={small[3]} (memory), M={large[1]} K={large[2]} "
+                     f"N={large[3]} (compute): {how} / median of {len(xs_small)} run-time samples, taken before, "
+                     "during and after the run"}
