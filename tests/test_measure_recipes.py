@@ -48,7 +48,8 @@ def test_fp32_activation_w8a8_is_fbgemm_with_an_fp32_head():
     assert (r3.act_dtype, r3.int8_backend, r3.granularity) == (torch.float32, "fbgemm", "per-tensor-static")
     ops3 = decoder_ops(a, "decode", load_precision("w8a8-f32"))
     assert "quant" not in {o.name for o in ops3}
-    assert "quant" in {o.name for o in decoder_ops(a, "decode", load_precision("w8a8-o2-f32"))}
+    # O2 neither: fbgemm's dynamic linear takes its range and quantizes inside the GEMM kernel (the profile times it)
+    assert "quant" not in {o.name for o in decoder_ops(a, "decode", load_precision("w8a8-o2-f32"))}
     head3 = next(o for o in ops3 if o.name == "lm_head")
     assert head3.weight_bytes[0] == a.d_model * a.vocab_size * 4 and head3.dtype == "fp32"
 
