@@ -216,9 +216,10 @@ def measure_model(spec: ModelSpec, precision: str, *, batch: int = 1, input_len:
                          "spread_pct = (max - min) / median",
             "allocator": allocator,
             "device_state_probes": probes,
-            "device_state_note": "GEMM points of the profile's sweep timed before the phases, before every "
-                                 "repetition and after the phases; validation scales the profile to their minima "
-                                 "(planner.measure.probe)",
+            "device_state_note": "GEMM points of the profile's sweep (an M=1 GEMV: memory, an M=128 GEMM: "
+                                 "compute) timed before the phases, before every repetition and after the phases; "
+                                 "validation scales the profile by the medians of these samples over its reference "
+                                 "probes' (planner.measure.probe)",
             "cache_flush_bytes": flusher.buf.numel() * 4, "recipe": notes, "act_dtype": str(recipe.act_dtype),
             "kv_dtype": str(recipe.kv_dtype), "device_info": device_info(device),
             "peak_memory_bytes": (torch.cuda.max_memory_allocated() if device.startswith("cuda")

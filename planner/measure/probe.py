@@ -104,6 +104,11 @@ def _samples(probes: list[dict]) -> dict[tuple, list[float]]:
     return out
 
 
+def _typical(xs: list[float]) -> float:
+    import statistics
+    return statistics.median(xs)
+
+
 def device_state(prof: dict, probes: list[dict] | None) -> dict | None:
     """{'compute': ratio, 'memory': ratio, 'basis': text} of the run's speed to the profile's, or None where the
     run has no probe or the profile lacks the probed points (e.g. a --quick profile). Each ratio is the profile's
@@ -129,11 +134,11 @@ def device_state(prof: dict, probes: list[dict] | None) -> dict | None:
 
     def reference(key):     # per point: profiles probed before 2026-11-23 hold the 4096 x 4096 GEMV only
         if key in ref:
-            return statistics.median(ref[key]), f"median of the profile's {len(ref[key])} reference probes"
+            return _typical(ref[key]), f"median of the profile's {len(ref[key])} reference probes"
         return _reference_time(prof, *key), "profile's typical time (median over its swept shapes)"
     (ref_small, how_small), (ref_large, how_large) = reference(small), reference(large)
     how = how_small if how_small == how_large else f"{how_small} (memory), {how_large} (compute)"
-    t_small, t_large = statistics.median(xs_small), statistics.median(xs_large)
+    t_small, t_large = _typical(xs_small), _typical(xs_large)
     if ref_small is None or ref_large is None or t_small <= 0 or t_large <= 0:
         return None
     return {"compute": ref_large / t_large, "memory": ref_small / t_small, "samples": len(xs_small),
