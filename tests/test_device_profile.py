@@ -151,3 +151,16 @@ def test_device_state_of_probes_with_two_shapes():
     st = device_state(prof, [_probe_at(1.0, 1.0)])
     assert st["memory"] == pytest.approx(1.0, rel=1e-3) and st["compute"] == pytest.approx(1.5)
     assert "swept shapes) (memory), median of the profile's 1 reference probes (compute)" in st["basis"]
+
+
+def test_sweep_fit_is_memoised_on_the_points_not_the_dict():
+    """gemm_fit is cached on the sweep's content: the same dict edited in place is fitted anew."""
+    prof = _profile()
+    f1 = gemm_fit(prof, "fp32")
+    for p in prof["gemm"]["fp32"]["points"]:
+        if p["m"] == 8:
+            p["seconds"] *= 2.0                     # M=8 twice as slow: its efficiency entry drops
+    f2 = gemm_fit(prof, "fp32")
+    e1, e2 = dict(f1["eff_by_intensity"])[16 / 4], dict(f2["eff_by_intensity"])[16 / 4]
+    assert e2 < 0.6 * e1 and e1 == pytest.approx(0.3, rel=1e-6)
+    assert gemm_fit(_profile(), "fp32") == f1       # an equal sweep: the same fit

@@ -104,7 +104,7 @@ def measured_runs() -> list[str]:
     return [str(p) for p in list_measured_runs()]
 
 
-@st.cache_data(show_spinner=False, ttl=300, max_entries=64)
+@st.cache_data(show_spinner=False, ttl=300, max_entries=1024)   # the measured page validates every run
 def validated_run(path: str) -> dict:
     (validate_run,) = optional("planner.validate", "validate_run")
     return validate_run(path)

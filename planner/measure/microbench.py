@@ -28,6 +28,7 @@ planner.catalog.use_calibration, so the numeric core is unchanged.
 """
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 import time
@@ -591,12 +592,19 @@ def gemm_fit(prof: dict, scheme: str) -> dict:
     """A scheme's GEMM sweep as the roofline sees it: the large-M rate (median over M >= 128, as measured), the
     M=1 streaming rate, a compute-efficiency table by FLOPs per weight byte (one entry per swept M: what makes
     the roofline reproduce the median shape at that M) and the overlap exponent p that, with that table,
-    reproduces every point best (least mean |log error|). Derived from the stored points only."""
-    import numpy as np
+    reproduces every point best (least mean |log error|). Derived from the stored points only; memoised on them
+    (validating a directory of runs fits the same sweeps hundreds of times: 7 ms each, most of a validation)."""
     g = prof["gemm"][scheme]
-    m, flops, wb, ab, meas = _sweep_arrays(g)
-    launch = prof.get("launch_overhead_s", 0.0)
-    peak, stream = g["achievable_flops_s"], g["stream_bytes_s"]
+    key = tuple((p["m"], p["k"], p["n"], p["seconds"], p["weight_bytes"], p["act_bytes"]) for p in g["points"])
+    return dict(_gemm_fit_of(key, float(prof.get("launch_overhead_s", 0.0)), float(g["achievable_flops_s"]),
+                             float(g["stream_bytes_s"])))
+
+
+@functools.lru_cache(maxsize=512)
+def _gemm_fit_of(points: tuple, launch: float, peak: float, stream: float) -> dict:
+    import numpy as np
+    m, flops, wb, ab, meas = _sweep_arrays({"points": [dict(zip(("m", "k", "n", "seconds", "weight_bytes", "act_bytes"), p))
+                                                       for p in points]})
     best = None
     for p_exp in OVERLAP_GRID:
         table = _table_for(m, flops, wb, ab, meas, peak, stream, p_exp, launch)
