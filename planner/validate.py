@@ -270,7 +270,7 @@ def scales_by_default(profile: dict) -> bool:
 def _validate_core(meta: dict, mrows: list[dict], csv_path: Path, profile, with_speedups: bool = True,
                    statistic: str = "median", scale_to_state: bool | None = None) -> dict:
     from planner.measure.microbench import STATISTICS, int8_scheme_for, profile_at, use_profile
-    from planner.measure.probe import device_state
+    from planner.measure.probe import device_state, unsteady_note
     from planner.specs import ModelSpec
     spec = ModelSpec.model_validate(meta["model_spec"])
     spec_scope = _scoped_spec(spec, meta["layers_measured"])
@@ -310,7 +310,7 @@ def _validate_core(meta: dict, mrows: list[dict], csv_path: Path, profile, with_
            "date": meta.get("date"), "profile_date": profile.get("date"),
            "statistic": statistic, "typical_missing": prof_s.get("typical_missing", []),
            "scaled_to_device_state": bool(scale_to_state and state),
-           "device_state": state,
+           "device_state": state, "profile_unsteady": unsteady_note(profile),
            "op_mdape_pct": _median(apes),
            "e2e_abs_pct_error": {ph: abs(s["error_pct"]) for ph, s in e2e.items()},
            "e2e": e2e, "cpu_share": {ph: v.get("cpu_share") for ph, v in meta.get("phases", {}).items()}}

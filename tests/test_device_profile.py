@@ -164,3 +164,21 @@ def test_sweep_fit_is_memoised_on_the_points_not_the_dict():
     e1, e2 = dict(f1["eff_by_intensity"])[16 / 4], dict(f2["eff_by_intensity"])[16 / 4]
     assert e2 < 0.6 * e1 and e1 == pytest.approx(0.3, rel=1e-6)
     assert gemm_fit(_profile(), "fp32") == f1       # an equal sweep: the same fit
+
+
+def test_an_unsteady_profile_is_told_apart():
+    """The sweep's own time at a probe point against the reference probes of the same rounds: ~1 on a steady
+    machine; 1.15 (the 1-thread profile of 01:22 UTC) is flagged, with the point and the ratio."""
+    from planner.measure.probe import sweep_vs_reference, unsteady_note
+    prof = _profile()
+    prof["probe_reference"] = [_probe_at(1.0, 1.0), _probe_at(1.0, 1.0)]
+    assert sweep_vs_reference(prof) is None                  # reference probes not taken per round: no verdict
+    prof["probe_reference_per_round"] = True
+    r = sweep_vs_reference(prof)
+    assert r["memory"] == pytest.approx(1.0) and r["compute"] == pytest.approx(1.0) and unsteady_note(prof) is None
+    for p in prof["gemm"]["fp32"]["points"]:
+        if (p["m"], p["k"], p["n"]) == (128, 4096, 4096):
+            p["median_s"] = p["seconds"] * 1.15
+    assert sweep_vs_reference(prof)["compute"] == pytest.approx(1.15)
+    note = unsteady_note(prof)
+    assert "compute point x1.15" in note and "memory" not in note and "re-run planner microbench" in note

@@ -51,6 +51,7 @@ def test_profile_sweep_is_timed_in_rounds(campaign):
     assert "rounds" in prof["statistic"] and prof["allocator"].startswith("glibc mallopt")
     ref = prof["probe_reference"]                 # the device-state reference, probed as runs probe, per round
     assert len(ref) == prof["reps"] == 2 and all(r["scheme"] == "fp32" and [p["m"] for p in r["points"]] == [1, 64] for r in ref)
+    assert set(prof["sweep_vs_reference"]) == {"memory", "compute"} and all(v > 0 for v in prof["sweep_vs_reference"].values())
     assert prof["pool_elems_s"]["fp32"] > 0
 
 

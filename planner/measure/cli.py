@@ -119,6 +119,10 @@ def cmd_microbench(args) -> int:
               + ", ".join(f"{k} {v * 1e6:.0f} us" for k, v in eager.items()))
     print(f"roofline overlap p = {prof['overlap_p']:g} (fitted to this GEMM sweep, MdAPE {prof['gemm_fit_mdape_pct']:.1f} %); "
           f"session accelerator id: {acc.id}")
+    from planner.measure.probe import unsteady_note
+    note = unsteady_note(prof)
+    if note:
+        print(f"warning: {note}")
     return 0
 
 
@@ -178,6 +182,8 @@ def print_validation(v: dict) -> None:
     else:
         print(f"  predictions: the device profile of {v['profile_date']} as measured (the run has no device-state "
               "probe of the profile's points)")
+    if v.get("profile_unsteady"):
+        print(f"  warning: {v['profile_unsteady']}")
     print(f"  {'phase':<8} {'op':<12} {'predicted ms':>13} {'measured ms':>12} {'error %':>8} {'spread %':>9}  bound")
     for r in v["rows"]:
         spread = "-" if r["spread_pct"] is None else f"{r['spread_pct']:.1f}"

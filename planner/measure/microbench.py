@@ -337,6 +337,8 @@ def run_microbench(device: str, quick: bool = False, reps: int | None = None, sc
     prof["conv_flops_s"], typical["conv_flops_s"] = {"fp32": conv[0]}, {"fp32": conv[1]}
     prof["typical"] = typical
     prof["probe_reference"], prof["probe_reference_per_round"] = ref, True
+    from planner.measure.probe import sweep_vs_reference
+    prof["sweep_vs_reference"] = sweep_vs_reference(prof)   # ~1 on a steady machine (probe.unsteady_note)
     if progress is not None:
         progress.update(1)
     prof["overlap_p"] = fit_overlap(prof)

@@ -145,3 +145,43 @@ def device_state(prof: dict, probes: list[dict] | None) -> dict | None:
             "basis": f"{small[0]} GEMM M={small[1]} K={small[2]} N={small[3]} (memory), M={large[1]} K={large[2]} "
                      f"N={large[3]} (compute): {how} / median of {len(xs_small)} run-time samples, taken before, "
                      "during and after the run"}
+
+
+UNSTEADY_TOL = 0.10   # the sweep and its reference probes disagree by more than this: an unsteady profile
+
+
+def sweep_vs_reference(prof: dict) -> dict | None:
+    """{'memory': ratio, 'compute': ratio} of the sweep's own median time at each probe point over the median of
+    the reference probes taken once per round of that sweep, or None for a profile without per-round probes. Both
+    sample the same rounds with the same kernel and shape, so they agree on a steady machine (0.97-1.05 in five
+    of six profiles here) and disagree when one of them caught a slow or fast spell the other missed: the
+    1-thread profile of 01:22 UTC (2026-11-23) read 1.15 at M=128, its fp32 sweep at 103-108 GFLOP/s where the
+    runs after it ran their GEMMs at 132, and the fp32 prefills validated against it came out +15..+36 %."""
+    import statistics
+    if not prof.get("probe_reference_per_round"):
+        return None
+    ref = _samples(prof.get("probe_reference") or [])
+    if len(ref) != 2:
+        return None
+    (small, xs_small), (large, xs_large) = sorted(ref.items(), key=lambda kv: kv[0][1])
+    out = {}
+    for what, (scheme, m, k, n), xs in (("memory", small, xs_small), ("compute", large, xs_large)):
+        t = _profile_point(prof, scheme, m, k, n, "median_s")
+        if t is None or not xs or statistics.median(xs) <= 0:
+            return None
+        out[what] = t / statistics.median(xs)
+    return out
+
+
+def unsteady_note(prof: dict) -> str | None:
+    """A one-line warning when sweep_vs_reference leaves 1 +- UNSTEADY_TOL, else None."""
+    r = sweep_vs_reference(prof)
+    if not r:
+        return None
+    off = {k: v for k, v in r.items() if abs(v - 1.0) > UNSTEADY_TOL}
+    if not off:
+        return None
+    what = ", ".join(f"{k} point x{v:.2f}" for k, v in off.items())
+    return (f"the profile of {prof.get('date', '?')} is unsteady: its GEMM sweep read {what} its own reference probes "
+            "taken in the same rounds (the machine changed speed while it was profiled); predictions from it carry "
+            "that: re-run planner microbench for a steadier profile")
