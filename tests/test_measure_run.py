@@ -48,6 +48,7 @@ def test_profile_sweep_is_timed_in_rounds(campaign):
         pts = prof["gemm"][scheme]["points"]
         assert [(p["m"], p["k"], p["n"]) for p in pts] == [(m, 512, 512) for m in (1, 16, 64)]
         assert all(0 < p["seconds"] <= p["median_s"] <= p["max_s"] for p in pts)
+        assert all(len(p["times_s"]) == prof["reps"] and min(p["times_s"]) == p["seconds"] for p in pts)
     assert "rounds" in prof["statistic"] and prof["allocator"].startswith("glibc mallopt")
     ref = prof["probe_reference"]                 # the device-state reference, probed as runs probe, per round
     assert len(ref) == prof["reps"] == 2 and all(r["scheme"] == "fp32" and [p["m"] for p in r["points"]] == [1, 64] for r in ref)

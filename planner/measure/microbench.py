@@ -122,7 +122,8 @@ def bench_gemm_interleaved(schemes, ms, shapes, device: str, flusher, reps: int,
     """Every (scheme, shape, M) point timed once per round, ``reps`` rounds: each point's repetitions spread over
     the whole sweep instead of one burst, so a slow minute of a shared machine cannot bend the sweep's shape (on
     this project's CPU a profile timed point by point caught the bf16/int8 kernels in a 2x slower minute that the
-    fp32 ones missed). Returns {scheme: [points]}: each point's minimum (``seconds``), median and maximum."""
+    fp32 ones missed). Returns {scheme: [points]}: each point's minimum (``seconds``), median, maximum and every
+    round's time (``times_s``)."""
     import torch
     clock = getattr(sync, "clock", time.perf_counter)
     cases = []
@@ -152,7 +153,10 @@ def bench_gemm_interleaved(schemes, ms, shapes, device: str, flusher, reps: int,
         t = min(ts)
         out[scheme].append({"m": m, "k": k, "n": n, "seconds": t, "median_s": statistics.median(ts), "max_s": max(ts),
                             "flops_s": 2.0 * m * k * n / t, "weight_bytes": k * n * wb,
-                            "act_bytes": m * k * ib + m * n * ob})
+                            "act_bytes": m * k * ib + m * n * ob,
+                            # every round's time, in round order: the spread behind the statistics, for audit
+                            # (this VM's times are bimodal: ~32 vs ~42 ms at M=128 on one thread)
+                            "times_s": list(ts)})
     return out
 
 
