@@ -147,16 +147,19 @@ def device_state(prof: dict, probes: list[dict] | None) -> dict | None:
                      "during and after the run"}
 
 
-UNSTEADY_TOL = 0.10   # the sweep and its reference probes disagree by more than this: an unsteady profile
+UNSTEADY_TOL = 0.10   # the sweep and its reference probes disagree by more than this
 
 
 def sweep_vs_reference(prof: dict) -> dict | None:
     """{'memory': ratio, 'compute': ratio} of the sweep's own median time at each probe point over the median of
-    the reference probes taken once per round of that sweep, or None for a profile without per-round probes. Both
-    sample the same rounds with the same kernel and shape, so they agree on a steady machine (0.97-1.05 in five
-    of six profiles here) and disagree when one of them caught a slow or fast spell the other missed: the
-    1-thread profile of 01:22 UTC (2026-11-23) read 1.15 at M=128, its fp32 sweep at 103-108 GFLOP/s where the
-    runs after it ran their GEMMs at 132, and the fp32 prefills validated against it came out +15..+36 %."""
+    the reference probes taken once per round of that sweep, or None for a profile without per-round probes. The
+    device-state scaling rests on the two agreeing (same kernel, shape and rounds; the probe builds a fresh module
+    each time). Here they agreed within 0.94-1.07 in eight of the ten profiles taken with per-round probes
+    (2026-11-22 23:48 to 11-23 02:55). The 1-thread profile of 01:22 UTC
+    (2026-11-23) read 1.15 at M=128: its fp32 sweep at 103-108 GFLOP/s where the runs after it ran their GEMMs at
+    132, and its fp32 prefills came out +15..+36 %. The 2-thread one of 02:46 read 0.84 (memory) and 1.12
+    (compute), the same offset in every round (per-round times in the profile), and its runs still validated
+    within 15.2 %: a disagreement is a warning, not a verdict."""
     import statistics
     if not prof.get("probe_reference_per_round"):
         return None
@@ -182,6 +185,6 @@ def unsteady_note(prof: dict) -> str | None:
     if not off:
         return None
     what = ", ".join(f"{k} point x{v:.2f}" for k, v in off.items())
-    return (f"the profile of {prof.get('date', '?')} is unsteady: its GEMM sweep read {what} its own reference probes "
-            "taken in the same rounds (the machine changed speed while it was profiled); predictions from it carry "
-            "that: re-run planner microbench for a steadier profile")
+    return (f"the profile of {prof.get('date', '?')} disagrees with itself: its GEMM sweep read {what} its own "
+            "reference probes of the same rounds (the device-state scaling assumes they agree); its predictions "
+            "may be off by as much: a second planner microbench tells whether it was the machine")
