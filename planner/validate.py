@@ -270,7 +270,7 @@ def scales_by_default(profile: dict) -> bool:
 def _validate_core(meta: dict, mrows: list[dict], csv_path: Path, profile, with_speedups: bool = True,
                    statistic: str = "median", scale_to_state: bool | None = None) -> dict:
     from planner.measure.microbench import STATISTICS, int8_scheme_for, profile_at, use_profile
-    from planner.measure.probe import device_state, unsteady_note
+    from planner.measure.probe import device_state, kernel_state, unsteady_note
     from planner.specs import ModelSpec
     spec = ModelSpec.model_validate(meta["model_spec"])
     spec_scope = _scoped_spec(spec, meta["layers_measured"])
@@ -283,6 +283,9 @@ def _validate_core(meta: dict, mrows: list[dict], csv_path: Path, profile, with_
         scale_to_state = scales_by_default(profile)
     int8 = int8_scheme_for(profile, (meta.get("recipe") or {}).get("int8_backend"))
     state = device_state(profile, meta.get("device_state_probes"))
+    kern = kernel_state(profile, meta.get("kernel_state_probes"))
+    if state is not None and kern is not None:
+        state = {**state, "kernel": kern}          # the int8 GEMMs scale by their own kernel's probe
     prof_s, rows_s = profile_at(profile, statistic), _at_statistic(mrows, statistic)
     rows, e2e = [], {}
     primary = state if scale_to_state else None

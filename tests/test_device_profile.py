@@ -182,3 +182,52 @@ def test_an_unsteady_profile_is_told_apart():
     assert sweep_vs_reference(prof)["compute"] == pytest.approx(1.15)
     note = unsteady_note(prof)
     assert "compute point x1.15" in note and "memory" not in note and "planner microbench" in note
+
+
+def _kernel_probe(scale, scheme="int8-fbgemm"):
+    return {"scheme": scheme, "timer": "wall",
+            "points": [{"m": 128, "k": 4096, "n": 4096, "seconds": _time(128, 4096, 4096) * scale}]}
+
+
+def _with_int8(prof):
+    prof["gemm"]["int8-fbgemm"] = {**prof["gemm"]["fp32"], "achievable_flops_s": 3 * PEAK}
+    return prof
+
+
+def test_int8_runs_probe_their_own_kernel():
+    from planner.measure.probe import kernel_probe_plan
+    prof = _with_int8(_profile())
+    assert kernel_probe_plan(prof, "int8-fbgemm") == ("int8-fbgemm", ((128, 4096, 4096),))
+    assert kernel_probe_plan(None, "int8-fbgemm") is not None          # no profile yet: probe anyway
+    assert kernel_probe_plan(prof, "int8") is None                    # oneDNN/AMX: not probed
+    assert kernel_probe_plan(prof, None) is None                      # fp32 runs: no kernel probe
+    assert kernel_probe_plan(_profile(), "int8-fbgemm") is None       # a profile without that sweep
+
+
+def test_kernel_state_is_the_int8_probe_to_profile_ratio():
+    from planner.measure.probe import kernel_state
+    prof = _with_int8(_profile())
+    # against the sweep (median over the M=128 shapes: the synthetic shapes agree within 0.1 %)
+    ks = kernel_state(prof, [_kernel_probe(1.0), _kernel_probe(1.5), _kernel_probe(1.25)])
+    assert ks["scheme"] == "int8-fbgemm" and ks["compute"] == pytest.approx(0.8, rel=1e-3) and ks["samples"] == 3
+    # against the profile's per-round kernel probes when it has them
+    prof["kernel_probe_reference"] = [_kernel_probe(1.1), _kernel_probe(1.0), _kernel_probe(1.2)]
+    ks = kernel_state(prof, [_kernel_probe(1.375)])
+    assert ks["compute"] == pytest.approx(1.1 / 1.375) and "3 reference probes" in ks["basis"]
+    assert kernel_state(prof, None) is None and kernel_state(prof, []) is None
+    assert kernel_state(prof, [_kernel_probe(1.0), _kernel_probe(1.0, "fp32")]) is None   # one kernel only
+
+
+def test_kernel_state_scales_only_the_int8_slot_of_its_own_sweep():
+    prof = _with_int8(_profile())
+    state = {"compute": 0.9, "memory": 1.0, "basis": "t",
+             "kernel": {"scheme": "int8-fbgemm", "compute": 0.5, "samples": 3, "basis": "k"}}
+    acc0 = roofline_for_profile(prof, None, "int8-fbgemm")[0]
+    acc = roofline_for_profile(prof, state, "int8-fbgemm")[0]
+    assert acc.peak_dense.int8_tops == pytest.approx(acc0.peak_dense.int8_tops * 0.5)
+    assert acc.peak_dense.fp32_tflops == pytest.approx(acc0.peak_dense.fp32_tflops * 0.9)
+    assert "int8 GEMMs x0.500" in acc.sources["peak_dense"]
+    # a run predicted from another int8 sweep (oneDNN) keeps the fp32 compute ratio for its int8 slot
+    prof["gemm"]["int8"] = prof["gemm"]["int8-fbgemm"]
+    acc_o = roofline_for_profile(prof, state, "int8")[0]
+    assert acc_o.peak_dense.int8_tops == pytest.approx(acc0.peak_dense.int8_tops * 0.9)

@@ -164,6 +164,29 @@ def test_cuda_fp8_scaled_mm():
     assert rc.linear_check(rc.make_recipe("fp8", "cuda"), "cuda") < 0.08
 
 
+def test_fp8_linear_runs_its_scaled_mm_code_on_the_cpu_kernel():
+    """The FP8 recipe is timed only on Hopper, but torch 2.13 has a CPU kernel for torch._scaled_mm: the module the
+    GPU runs (E4M3 weights and activations, dequant scales, bias, M padded to a multiple of 16) is checked here, in
+    CI, against fp32; the rounding error of E4M3 (3 mantissa bits) is a few per cent, never zero."""
+    if not hasattr(torch, "float8_e4m3fn"):
+        pytest.skip("no float8 dtype in this torch")
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(256, 96, bias=True)
+    x = torch.randn(5, 256)                      # M = 5: padded to 16 inside, sliced back
+    mod = rc.Fp8Linear(lin, float(x.abs().max()))
+    assert mod.w8.dtype == torch.float8_e4m3fn and float(mod.w8.float().abs().max()) == rc.Fp8Linear.E4M3_MAX
+    y = mod(x.to(torch.bfloat16))
+    ref = lin(x)
+    assert y.shape == (5, 96) and y.dtype == torch.bfloat16
+    err = float((y.float() - ref).norm() / ref.norm())
+    assert 1e-3 < err < 0.08
+    # the bias is added once (a doubled or missing bias would move the output by its norm)
+    no_bias = torch.nn.Linear(256, 96, bias=False)
+    no_bias.weight.data.copy_(lin.weight.data)
+    y0 = rc.Fp8Linear(no_bias, float(x.abs().max()))(x.to(torch.bfloat16))
+    assert torch.allclose((y - y0).float().mean(0), lin.bias.data, atol=0.02)
+
+
 @pytest.mark.parametrize("granularity", ["per-tensor-static", "per-tensor-dynamic"])
 def test_fbgemm_linear_records_its_gemm_shape_for_the_flop_count(granularity):
     """fbgemm's linears take a packed weight whose shape record_shapes cannot see; the recipe records M, K, N in

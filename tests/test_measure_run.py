@@ -140,6 +140,7 @@ def test_run_files_and_metadata(campaign):
     assert probe["scheme"] == "fp32"                     # the device's regular kernel, whatever the precision
     assert [(p["m"], p["k"], p["n"]) for p in probe["points"]] == [(1, 512, 512), (64, 512, 512)]  # quick profile
     assert meta["allocator"].startswith("glibc mallopt")
+    assert meta["allocator_trims"] == 0 and meta["allocator_guard"].startswith("never trimmed (limit")
     trace = json.loads(gzip.open(r["csv"].replace(".csv", ".trace.json.gz")).read())
     assert any(e.get("name") == "attn_qkv" for e in trace["traceEvents"])
 
@@ -195,6 +196,8 @@ def test_validate_cli_table_and_json(campaign, capsys):
     (["measure", "--model", "llama-2-7b", "--device", "tpu"], "device must be"),
     (["measure", "--model", "r2gengpt", "--layers", "1"], "pipeline"),
     (["measure", "--model", "llama-2-70b"], "--layers"),
+    # refused before the first configuration runs: batch 4096 x 4000 tokens of activations (~5 TB)
+    (["measure", "--model", "llama-2-7b", "--layers", "1", "--batch", "1,4096", "--input-len", "4000"], "activations"),
     (["validate", "/nonexistent/run.csv"], "not a measured run"),
     (["smoothquant", "--alpha", "2"], "alpha"),
     (["smoothquant", "--granularity", "per-row"], "granularity"),
@@ -264,3 +267,18 @@ def test_validation_compares_like_statistics(campaign):
         assert e["measured_s"] == pytest.approx(step[ph]["min_s"])
         assert e["predicted_s"] == pytest.approx(v["e2e"][ph]["at_min"]["predicted_s"])
         assert e["at_median"]["predicted_s"] == pytest.approx(v["e2e"][ph]["predicted_s"])
+
+
+def test_an_fbgemm_run_probes_its_int8_kernel_beside_the_fp32_state():
+    """Where the profile swept the int8 kernel's M=128 4096 x 4096 point (or there is no profile yet), a run
+    through fbgemm times that point too, before the phases, before every repetition and after them."""
+    meta = measure_model(TINY, "w8a8", batch=1, input_len=8, output_len=2, layers=1, reps=1, warmup=0,
+                         out_root=None, progress=False, trace=False)
+    kp = meta["kernel_state_probes"]
+    assert len(kp) == len(meta["device_state_probes"]) == 2 + 2 * 1
+    assert all(p["scheme"] == "int8-fbgemm" and [(q["m"], q["k"], q["n"]) for q in p["points"]] == [(128, 4096, 4096)]
+               for p in kp)
+    assert all(q["seconds"] > 0 for p in kp for q in p["points"])
+    fp32 = measure_model(TINY, "fp32", batch=1, input_len=8, output_len=2, layers=1, reps=1, warmup=0,
+                         out_root=None, progress=False, trace=False)
+    assert fp32["kernel_state_probes"] is None

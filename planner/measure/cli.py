@@ -136,7 +136,15 @@ def cmd_measure(args) -> int:
     batches = _ints(args.batch, "--batch")
     _threads(args.threads)
     out = []
-    from planner.measure.recipes import cpu_form_note, measured_precision
+    from planner.measure.recipes import cpu_form_note, make_recipe, measured_precision
+    from planner.measure.harness import check_device, check_measurable, check_run_fits
+    device = check_device(args.device)
+    for prec in precisions:                  # every configuration fits before the first one takes minutes
+        measured = measured_precision(prec, device, args.int8_backend)
+        recipe = make_recipe(measured, device, args.int8_backend)
+        check_measurable(spec, measured)
+        for b in batches:
+            check_run_fits(spec, args.layers, recipe, device, b, args.input_len, args.output_len)
     for prec in precisions:
         note = cpu_form_note(prec, measured_precision(prec, args.device, args.int8_backend))
         if note:
@@ -173,10 +181,12 @@ def print_validation(v: dict) -> None:
              if v.get("typical_missing") else ""))
     st = v.get("device_state")
     if st:
-        drift = max(abs(st["compute"] - 1), abs(st["memory"] - 1))
+        kern = st.get("kernel")
+        drift = max(abs(st["compute"] - 1), abs(st["memory"] - 1), abs(kern["compute"] - 1) if kern else 0.0)
         print(f"  predictions: the device profile of {v['profile_date']} "
               + ("scaled to" if v.get("scaled_to_device_state") else "as measured; beside it scaled to")
               + f" the run's device state: compute x{st['compute']:.3f}, memory x{st['memory']:.3f} ({st['basis']})"
+              + (f"; its int8 GEMMs x{kern['compute']:.3f} ({kern['basis']})" if kern else "")
               + ("; the probes read a device that changed speed since it was profiled: re-run planner microbench "
                  "right before measuring" if drift > 0.15 else ""))
     else:

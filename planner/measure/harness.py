@@ -14,6 +14,7 @@ from pathlib import Path
 from planner.errors import PlannerError, check_positive_int
 from planner.specs import CnnArch, DecoderArch, ModelSpec
 
+GUARD_FRACTION = 0.6        # of the host memory available at the start: past it, the kept heap is handed back
 OP_NAMES = {"embed", "norm", "quant", "attn_qkv", "rope", "attn_score", "attn_out", "mlp_up", "mlp_act",
             "mlp_down", "lm_head", "patch_embed", "head", "conv", "act", "pool", "fc", "concat", "add"}
 
@@ -57,23 +58,30 @@ def _row(phase, name, scope, instances, times, flops, kernels, wall) -> dict:
             "kernels": kernels}
 
 
-def _check_fits(spec: ModelSpec, layers: int | None, recipe, device: str) -> None:
-    """Refuse, with advice, a model whose weights would not fit in this device's memory."""
+def check_measurable(spec: ModelSpec, precision: str) -> None:
+    """Refuse a model kind or a (CNN, precision) pair the backend does not build."""
+    if isinstance(spec.arch, CnnArch) and precision not in ("fp32", "bf16", "fp16"):
+        raise PlannerError(f"{precision} is not measured for CNNs (no int8/fp8 convolution recipe yet): use fp32/bf16/fp16")
+    if spec.arch.kind in ("pipeline", "swin"):
+        raise PlannerError(f"model '{spec.id}' ({spec.arch.kind}) is not built by the measurement backend: decoder LLMs, "
+                           "ViTs and CNNs are; for a pipeline measure its parts (e.g. its vision encoder and its LLM)")
+
+
+def check_run_fits(spec: ModelSpec, layers: int | None, recipe, device: str, batch: int, input_len: int,
+                   output_len: int) -> None:
+    """Refuse, with advice, a run whose weights, KV cache, activations and flush buffer would not fit in this
+    device's memory (planner.measure.footprint)."""
     import torch
 
-    from planner.arch.params import param_count
-    from planner.measure.runs import _mem_total_bytes
-    a = spec.arch
-    scoped = spec
-    if layers is not None and getattr(a, "n_layers", None) and a.kind != "cnn":
-        scoped = spec.model_copy(update={"arch": a.model_copy(update={"n_layers": min(layers, a.n_layers)})})
-    need = param_count(scoped) * torch.empty(0, dtype=recipe.act_dtype).element_size()
-    have = (torch.cuda.get_device_properties(device).total_memory if device.startswith("cuda")
-            else _mem_total_bytes()) or float("inf")
-    if need > 0.6 * have:
-        raise PlannerError(f"{spec.id} with {getattr(scoped.arch, 'n_layers', 'all')} layers needs ~{need / 1e9:.0f} GB "
-                           f"of weights in {recipe.act_dtype} before quantization; this device has {have / 1e9:.0f} GB: "
-                           "measure fewer layers with --layers N (the validation scales them)")
+    from planner.measure.footprint import available_bytes, check_fits, run_footprint
+    from planner.measure.profiler import flush_bytes
+    act = torch.empty(0, dtype=recipe.act_dtype).element_size()
+    parts = run_footprint(spec, layers, act, batch, input_len, output_len, flush_bytes(device))
+    n = getattr(spec.arch, "n_layers", None)
+    scope = f"{min(layers, n) if layers and n else 'all'} layers" if spec.arch.kind != "cnn" else "all layers"
+    what = (f"{spec.id} ({scope}, {recipe.act_dtype} before quantization) at batch {batch}"
+            + (f", input {input_len}" if isinstance(spec.arch, DecoderArch) else ""))
+    check_fits(parts, available_bytes(device), what)
 
 
 def _existing_profile(out_root: Path | None, dev_id: str) -> dict | None:
@@ -103,8 +111,11 @@ def measure_model(spec: ModelSpec, precision: str, *, batch: int = 1, input_len:
     from planner.measure.runs import command_line, device_id, device_info, now_iso, run_dir, write_csv, write_json
 
     device = check_device(device)
-    from planner.measure.allocator import keep_freed_memory
+    from planner.measure.allocator import MemoryGuard, keep_freed_memory, release_freed_memory
+    from planner.measure.footprint import available_bytes
     allocator = keep_freed_memory()
+    release_freed_memory()                             # what an earlier run of this process kept is not ours
+    guard = MemoryGuard(GUARD_FRACTION * available_bytes("cpu"))
     batch, reps = check_positive_int("batch", batch), check_positive_int("reps", reps)
     warmup = check_positive_int("warmup", warmup, allow_zero=True)
     if layers is not None:
@@ -118,12 +129,8 @@ def measure_model(spec: ModelSpec, precision: str, *, batch: int = 1, input_len:
         input_len, output_len = check_positive_int("input_len", input_len), check_positive_int("output_len", output_len)
         if input_len + output_len > a.max_context:
             raise PlannerError(f"input_len + output_len = {input_len + output_len} exceeds {spec.id}'s context {a.max_context}")
-    if isinstance(a, CnnArch) and precision not in ("fp32", "bf16", "fp16"):
-        raise PlannerError(f"{precision} is not measured for CNNs (no int8/fp8 convolution recipe yet): use fp32/bf16/fp16")
-    if spec.arch.kind in ("pipeline", "swin"):
-        raise PlannerError(f"model '{spec.id}' ({spec.arch.kind}) is not built by the measurement backend: decoder LLMs, "
-                           "ViTs and CNNs are; for a pipeline measure its parts (e.g. its vision encoder and its LLM)")
-    _check_fits(spec, layers, recipe, device)
+    check_measurable(spec, precision)
+    check_run_fits(spec, layers, recipe, device, batch, input_len, output_len)
     torch.set_flush_denormal(True)
     torch.manual_seed(0)
     if device.startswith("cuda"):
@@ -161,11 +168,18 @@ def measure_model(spec: ModelSpec, precision: str, *, batch: int = 1, input_len:
     trace_path = (out_dir / f"{run_id}.trace.json.gz") if (trace and out_dir is not None) else None
     timings = []
     from planner.measure.probe import probe_plan, run_probe
-    plan = probe_plan(_existing_profile(out_root, dev_id), device)
+    from planner.measure.probe import kernel_probe_plan
+    existing = _existing_profile(out_root, dev_id)
+    plan = probe_plan(existing, device)
+    kplan = kernel_probe_plan(existing, f"int8-{recipe.int8_backend}" if recipe.int8_backend else None)
     probes = [run_probe(device, flusher, plan=plan)]   # device state before the phases (see planner.measure.probe),
+    kprobes = [run_probe(device, flusher, plan=kplan)] if kplan else []   # the int8 kernel's own, where probed
 
     def sample():                                      # ... one sample before every repetition ...
+        guard.check()
         probes.append(run_probe(device, flusher, reps=1, plan=plan))
+        if kplan:
+            kprobes.append(run_probe(device, flusher, reps=1, plan=kplan))
     steps_dec = max(output_len - 1, 1) if llm else 0
     total = (reps + warmup) * (2 if llm else 1)
     bar = _progress(total, f"{spec.id} {precision} b{batch}") if progress else None
@@ -198,6 +212,8 @@ def measure_model(spec: ModelSpec, precision: str, *, batch: int = 1, input_len:
             timings.append(time_phase("vision", vision_rep, steps=1, reps=reps, warmup=warmup, device=device,
                                       flusher=flusher, op_names=OP_NAMES, between=sample, trace_path=trace_path, progress=bar))
     probes.append(run_probe(device, flusher, plan=plan))   # ... and after them
+    if kplan:
+        kprobes.append(run_probe(device, flusher, plan=kplan))
     if bar is not None:
         bar.close()
     rows = [r for t in timings for r in _rows(t)]
@@ -214,8 +230,8 @@ def measure_model(spec: ModelSpec, precision: str, *, batch: int = 1, input_len:
             "statistic": "measured_s = minimum over repetitions (timeit's advice: higher values are mostly other "
                          "processes interfering; this is a shared machine), median_s beside it; "
                          "spread_pct = (max - min) / median",
-            "allocator": allocator,
-            "device_state_probes": probes,
+            "allocator": allocator, "allocator_guard": guard.note(), "allocator_trims": guard.trims,
+            "device_state_probes": probes, "kernel_state_probes": kprobes or None,
             "device_state_note": "GEMM points of the profile's sweep (an M=1 GEMV: memory, an M=128 GEMM: "
                                  "compute) timed before the phases, before every repetition and after the phases; "
                                  "validation scales the profile by the medians of these samples over its reference "

@@ -316,8 +316,15 @@ def run_microbench(device: str, quick: bool = False, reps: int | None = None, sc
     # sweep, so that it samples the same minutes as the rates it stands beside (a burst after the sweep read
     # one moment: 50 ms at M=128 on one thread here where the sweep's median was 38 and the runs' probes 40)
     ref: list[dict] = []
-    sweep = bench_gemm_interleaved(schemes, ms, shapes, device, flusher, reps, sync, progress,
-                                   after_round=lambda: ref.append(run_probe(device, flusher, reps=1, plan=plan)))
+    from planner.measure.probe import KERNEL_PROBE, kernel_probe_plan
+    kplans = [kp for kp in (kernel_probe_plan(None, s) for s in schemes)
+              if kp is not None and KERNEL_PROBE[0] in ms and KERNEL_PROBE[1:] in tuple(shapes)]
+    kref: list[dict] = []          # the same for the int8 kernels whose runs probe their own kernel
+
+    def after_round():
+        ref.append(run_probe(device, flusher, reps=1, plan=plan))
+        kref.extend(run_probe(device, flusher, reps=1, plan=kp) for kp in kplans)
+    sweep = bench_gemm_interleaved(schemes, ms, shapes, device, flusher, reps, sync, progress, after_round=after_round)
     for s in schemes:
         prof["gemm"][s] = summarize_sweep(sweep[s], "seconds")
     # every rate below at the minimum of its repetitions (top level) and at their median ("typical")
@@ -341,6 +348,8 @@ def run_microbench(device: str, quick: bool = False, reps: int | None = None, sc
     prof["conv_flops_s"], typical["conv_flops_s"] = {"fp32": conv[0]}, {"fp32": conv[1]}
     prof["typical"] = typical
     prof["probe_reference"], prof["probe_reference_per_round"] = ref, True
+    if kref:
+        prof["kernel_probe_reference"] = kref
     from planner.measure.probe import sweep_vs_reference
     prof["sweep_vs_reference"] = sweep_vs_reference(prof)   # ~1 on a steady machine (probe.unsteady_note)
     if progress is not None:
@@ -453,9 +462,12 @@ def roofline_for_profile(prof: dict, state: dict | None = None, int8_scheme: str
         raise PlannerError(f"profile of {prof.get('device')} has no fp32 GEMM rate")
     bw = read_bandwidth(prof)
     r_c, r_m = (state["compute"], state["memory"]) if state else (1.0, 1.0)
+    # the int8 kernel's own probe, where the run took one of the sweep that stands for the int8 slot
+    kern = (state or {}).get("kernel")
+    r_i8 = kern["compute"] if kern and kern.get("scheme") == int8_scheme else r_c
     keys = {"fp32": "fp32_tflops", "bf16": "bf16_tflops", "fp16": "fp16_tflops", "fp8": "fp8_tflops",
             "int8": "int8_tops"}
-    peaks = {keys[d]: v * r_c / 1e12 for d, v in slots.items()}
+    peaks = {keys[d]: v * (r_i8 if d == "int8" else r_c) / 1e12 for d, v in slots.items()}
     gpu = meta.get("kind") == "gpu"
     mem_bytes = meta.get("memory_bytes") or meta.get("host_memory_bytes") or 1 << 34
     tdp = meta.get("power_limit_w") or 100.0
@@ -463,7 +475,8 @@ def roofline_for_profile(prof: dict, state: dict | None = None, int8_scheme: str
     src = f"measured by planner microbench on {prof['date']} (profile of {prof['device']})"
     if state:
         src += (f", scaled to the device state of a run (compute x{r_c:.3f}, memory x{r_m:.3f}: "
-                f"{state.get('basis', 'probe')})")
+                f"{state.get('basis', 'probe')}"
+                + (f"; int8 GEMMs x{r_i8:.3f}: {kern['basis']}" if kern and r_i8 is not r_c else "") + ")")
     acc = Accelerator.model_validate({
         "id": measured_id(prof["device"]), "name": f"{meta.get('name', prof['device'])} (measured profile)",
         "vendor": "NVIDIA" if gpu else "measured", "kind": "gpu" if gpu else "cpu", "family": "measured",

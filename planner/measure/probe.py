@@ -7,7 +7,8 @@ drift as error. So every measured run times two points of its profile's GEMM swe
 repetition and after its phases, with the device's most regular kernel (fp32 on CPU, bf16 on CUDA): an M=1 GEMV
 (weight streaming: memory state) and an M=128 GEMM (compute state), same kernel, shapes and cache flush as
 ``planner microbench``.
-Validation predicts from the profile scaled by them (peaks by the compute ratio, bandwidth by the memory ratio;
+Runs through fbgemm's int8 kernel also time that kernel's M=128 point (KERNEL_PROBE): its speed drifted apart
+from fp32's here, and the int8 GEMMs' peak scales by its own ratio. Validation predicts from the profile scaled by them (peaks by the compute ratio, bandwidth by the memory ratio;
 the profile's shapes, efficiencies and overheads unchanged) and prints the error on the profile as measured
 beside it, and warns when a ratio leaves +-15 %. On this CPU the scaling took two fp32 prefill errors of -28 % and
 +20 % on the unscaled profile (runs 13 minutes after their profiles) to -12 % and -8 %.
@@ -23,13 +24,20 @@ from __future__ import annotations
 # scaled by the small GEMV came out 8-20 % too fast in 15 of 19 runs (mean -10.9 %, against the 00:26 profile).
 MEMORY_PROBE = (1, 4096, 11008)
 COMPUTE_PROBE = (128, 4096, 4096)      # microbench.COMPUTE_BOUND_M
+# The int8 kernel's own compute point, probed beside the fp32 ones in runs through fbgemm (and once per round of
+# the profile's sweep): on this project's 2-vCPU VM the fbgemm int8 GEMMs drifted apart from fp32. Two-thread
+# w8a8 runs at input 512 (2026-11-23 04:31-04:45 UTC) came out 24-28 % slow against the profile of 03:42 while the
+# fp32 probe read the device at x1.04; the sweep's own int8 point, timed again at 04:50, read x0.74 of the profile.
+KERNEL_PROBE = (128, 4096, 4096)
+KERNEL_PROBED = ("int8-fbgemm",)       # CPU schemes whose runs carry a kernel probe (the AMX ones swing too fast)
 
 
 def probe_scheme(device: str) -> str:
     """The GEMM kernel probed: the device's most regular one (fp32 on CPU, bf16 on CUDA), for every precision.
-    It measures the host's state (frequency, other tenants' memory traffic). Kernel-specific swings are beyond a
-    probe: on this project's CPU the AMX kernels (bf16, oneDNN int8) swung 2x within minutes, and an int8 probe
-    point ran at 0.5x of a profile taken 5 minutes earlier while the model's own int8 GEMMs did not."""
+    It measures the host's state (frequency, other tenants' memory traffic). The AMX kernels' swings are beyond a
+    probe: on this project's CPU they (bf16, oneDNN int8) swung 2x within minutes, and a oneDNN int8 probe point
+    ran at 0.5x of a profile taken 5 minutes earlier while the model's own int8 GEMMs did not. The fbgemm int8
+    kernel (AVX-512 VNNI) gets a probe of its own beside this one (KERNEL_PROBE, kernel_state)."""
     return "bf16" if device.startswith("cuda") else "fp32"
 
 
@@ -188,3 +196,35 @@ def unsteady_note(prof: dict) -> str | None:
     return (f"the profile of {prof.get('date', '?')} disagrees with itself: its GEMM sweep read {what} its own "
             "reference probes of the same rounds (the device-state scaling assumes they agree); its predictions "
             "may be off by as much: a second planner microbench tells whether it was the machine")
+
+
+def kernel_probe_plan(prof: dict | None, scheme: str | None) -> tuple[str, tuple[tuple[int, int, int], ...]] | None:
+    """(scheme, (KERNEL_PROBE,)) for a run whose GEMMs run ``scheme`` when it is one of KERNEL_PROBED and the
+    profile swept that point (or there is no profile yet to check), else None."""
+    if scheme not in KERNEL_PROBED:
+        return None
+    if prof is not None and _profile_point(prof, scheme, *KERNEL_PROBE) is None:
+        return None
+    return scheme, (KERNEL_PROBE,)
+
+
+def kernel_state(prof: dict, probes: list[dict] | None) -> dict | None:
+    """{'scheme', 'compute': ratio, 'samples', 'basis'} of the run's int8 kernel speed to the profile's at
+    KERNEL_PROBE (< 1: slower than profiled), or None without samples or a reference. The reference: the median
+    of the profile's per-round kernel probes when it has them, else ``_reference_time`` off its sweep."""
+    if not probes:
+        return None
+    samples = _samples(probes)
+    if len(samples) != 1:
+        return None
+    (key, xs), = samples.items()
+    ref = _samples(prof.get("kernel_probe_reference") or [])
+    if key in ref:
+        t_ref, how = _typical(ref[key]), f"median of the profile's {len(ref[key])} reference probes"
+    else:
+        t_ref, how = _reference_time(prof, *key), "profile's typical time (median over its swept shapes)"
+    t_run = _typical(xs)
+    if t_ref is None or t_run <= 0:
+        return None
+    return {"scheme": key[0], "compute": t_ref / t_run, "samples": len(xs),
+            "basis": f"{key[0]} GEMM M={key[1]} K={key[2]} N={key[3]}: {how} / median of {len(xs)} run-time samples"}

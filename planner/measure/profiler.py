@@ -75,13 +75,18 @@ class Flusher:
     """Writes a buffer larger than the last-level cache (4x the LLC, at least 64 MiB)."""
 
     def __init__(self, device: str, nbytes: int | None = None):
-        nbytes = nbytes or max(4 * llc_bytes(device), 64 << 20)
+        nbytes = nbytes or flush_bytes(device)
         self.buf = torch.empty(nbytes // 4, dtype=torch.float32, device=device)
         self.device = device
 
     def __call__(self) -> None:
         self.buf.fill_(1.0)
         sync(self.device)
+
+
+def flush_bytes(device: str) -> int:
+    """Size of the cache-flush buffer: 4x the last-level cache, at least 64 MiB."""
+    return max(4 * llc_bytes(device), 64 << 20)
 
 
 def llc_bytes(device: str) -> int:
