@@ -282,3 +282,23 @@ def test_an_fbgemm_run_probes_its_int8_kernel_beside_the_fp32_state():
     fp32 = measure_model(TINY, "fp32", batch=1, input_len=8, output_len=2, layers=1, reps=1, warmup=0,
                          out_root=None, progress=False, trace=False)
     assert fp32["kernel_state_probes"] is None
+
+
+def test_a_replaced_profile_is_kept_by_its_date(tmp_path):
+    """planner microbench moves the profile it replaces to <device>/profiles/profile-<date>.json; the run
+    listing does not take it for a run, and a run records the profile in place when it was measured."""
+    from planner.measure.runs import archive_profile, find_runs
+    path = profile_path(tmp_path, "cpu-test-2t")
+    assert archive_profile(path) is None                             # nothing to keep yet
+    write_json(path, {"date": "2026-11-23T03:42:00+00:00", "gemm": {}})
+    kept = archive_profile(path)
+    assert kept == tmp_path / "cpu-test-2t" / "profiles" / "profile-20261123T034200.json"
+    assert not path.exists() and json.loads(kept.read_text())["date"].startswith("2026-11-23T03:42")
+    write_json(path, {"date": "2026-11-23T03:42:00+00:00", "gemm": {}})   # the same date again: not overwritten
+    assert archive_profile(path).name == "profile-20261123T034200-2.json"
+    assert find_runs(tmp_path) == []
+
+
+def test_runs_record_the_profile_they_were_measured_beside(campaign):
+    _, prof, runs, _, _ = campaign
+    assert read_run(runs["fp32"]["json"])[0]["profile_date_at_run"] == prof["date"]

@@ -91,7 +91,7 @@ def _root(out) -> Path:
 def cmd_microbench(args) -> int:
     from planner.measure.harness import _progress, check_device
     from planner.measure.microbench import roofline_for_profile, run_microbench
-    from planner.measure.runs import profile_path, write_json
+    from planner.measure.runs import archive_profile, profile_path, write_json
     device = check_device(args.device)
     _threads(args.threads)
     if args.reps is not None and args.reps < 1:
@@ -100,10 +100,14 @@ def cmd_microbench(args) -> int:
     prof = run_microbench(device, quick=args.quick, reps=args.reps, progress=bar)
     bar.close()
     path = profile_path(_root(args.out), prof["device"])
+    kept = archive_profile(path)
     write_json(path, prof)
+    if kept is not None and not args.json:
+        print(f"the previous profile is kept as {kept} (planner validate --profile {kept} checks a run against it)")
     acc, _ = roofline_for_profile(prof)
     if args.json:
-        print(json.dumps({"profile": str(path), **prof}, indent=1, default=str))
+        print(json.dumps({"profile": str(path), "previous_profile_kept": str(kept) if kept else None, **prof},
+                         indent=1, default=str))
         return 0
     print(f"{prof['device']}: {prof['meta']['name']}  ->  {path}")
     print(f"{'scheme':<12} {'GFLOP/s':>12} {'M=1 GB/s':>9}   rate over M (GFLOP/s; achievable = median of M >= 128)")

@@ -232,6 +232,8 @@ def measure_model(spec: ModelSpec, precision: str, *, batch: int = 1, input_len:
                          "spread_pct = (max - min) / median",
             "allocator": allocator, "allocator_guard": guard.note(), "allocator_trims": guard.trims,
             "device_state_probes": probes, "kernel_state_probes": kprobes or None,
+            # the profile in place when the run was measured (kept under <device>/profiles/ once replaced)
+            "profile_date_at_run": (existing or {}).get("date"),
             "device_state_note": "GEMM points of the profile's sweep (an M=1 GEMV: memory, an M=128 GEMM: "
                                  "compute) timed before the phases, before every repetition and after the phases; "
                                  "validation scales the profile by the medians of these samples over its reference "

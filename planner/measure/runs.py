@@ -154,6 +154,29 @@ def profile_path(root: Path, device: str) -> Path:
     return Path(root) / device / "profile.json"
 
 
+def archive_profile(path: Path) -> Path | None:
+    """Move the device profile at ``path`` (if any) to ``<device>/profiles/profile-<its date>.json`` before a
+    new one replaces it, so a run can still be validated against the profile of its time (planner validate
+    --profile). Returns where it went. A rename on the same filesystem: atomic, nothing lost."""
+    import json
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        date = str(json.loads(path.read_text(encoding="utf-8")).get("date") or "")
+    except (OSError, ValueError, AttributeError):
+        date = ""
+    stamp = "".join(c for c in date[:19] if c.isdigit() or c == "T") or f"mtime{int(path.stat().st_mtime)}"
+    dest_dir = path.parent / "profiles"
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    dest, k = dest_dir / f"profile-{stamp}.json", 1
+    while dest.exists():
+        k += 1
+        dest = dest_dir / f"profile-{stamp}-{k}.json"
+    os.replace(path, dest)
+    return dest
+
+
 def resolve_run(path: str | Path) -> tuple[Path, Path]:
     """(csv, json) of a run named by either file or by the stem."""
     p = Path(path)
