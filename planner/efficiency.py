@@ -75,6 +75,10 @@ class PrecisionEff(_Strict):
     # interpolated in log intensity, clamped at the ends. A device profile measures it; the published
     # calibration has no rows to fit it (empty: efficiency 1 at every M)
     eff_by_intensity: tuple[tuple[float, float], ...] = ()
+    # fixed seconds per call of this scheme's GEMM kernel beyond the launch: the intercept of its GEMV time over
+    # the bytes it streams (fbgemm's int8 GEMV: ~1 ms per call on this project's CPU); a device profile measures
+    # it (planner.measure.microbench.gemv_line); 0 in the published calibration
+    call_overhead_s: float = Field(0.0, ge=0, le=0.1)
     basis: str
 
     @field_validator("eff_by_intensity")

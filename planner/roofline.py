@@ -197,7 +197,8 @@ def evaluate_phase(c: CompiledOps, hw: HwArrays, eng: EngineEff, prec: Precision
     p = col(per_op("overlap_p", eng.overlap_p))
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.where(hi > 0, hi * (1.0 + (lo / hi) ** p) ** (1.0 / p), 0.0)
-    overhead = col(c.launches) * unfused * eng.launch_overhead_s
+    # a measured scheme adds its kernel's fixed cost per call (the intercept of its GEMV line) to each launch
+    overhead = col(c.launches) * unfused * (eng.launch_overhead_s + col(per_op("call_overhead_s", 0.0)))
     if eng.op_overhead_s:                         # measured fixed cost per call of an eager framework's small ops
         fixed = dict(eng.op_overhead_s)
         own = np.array([o.name in fixed and o.phase in LLM_PHASES for o in c.ops])

@@ -231,3 +231,103 @@ def test_kernel_state_scales_only_the_int8_slot_of_its_own_sweep():
     prof["gemm"]["int8"] = prof["gemm"]["int8-fbgemm"]
     acc_o = roofline_for_profile(prof, state, "int8")[0]
     assert acc_o.peak_dense.int8_tops == pytest.approx(acc0.peak_dense.int8_tops * 0.9)
+
+
+# ------------------------------------------------------------------ the GEMV line: a fixed cost per call
+
+MB = 1e6
+
+
+def test_gemv_line_recovers_a_fixed_cost_per_call():
+    import statistics
+
+    from planner.measure.microbench import gemv_line
+    # fbgemm's int8 GEMVs on this project's CPU: ~1 ms per call plus ~21 GB/s (benchmarks/gemv_line.py)
+    pts = [(b * MB, 1e-3 + b * MB / 21e9) for b in (16.8, 45.1, 45.1, 90.2)]
+    c, r = gemv_line(pts)
+    assert c == pytest.approx(1e-3, rel=1e-9) and r == pytest.approx(21e9, rel=1e-9)
+    # one rate through the origin (the median of b / t, the 45.1 MB points' 14.33 GB/s) would predict the 90.2 MB
+    # GEMV at 6.295 ms where it takes 5.295: +18.9 %
+    origin = statistics.median(b / t for b, t in pts)
+    assert origin == pytest.approx(14.33e9, rel=1e-3)
+    assert 90.2 * MB / origin / (1e-3 + 90.2 * MB / 21e9) - 1 == pytest.approx(0.189, abs=1e-3)
+
+
+def test_gemv_line_falls_back_to_one_rate():
+    import statistics
+
+    from planner.errors import PlannerError
+    from planner.measure.microbench import gemv_line
+    rate = lambda pts: statistics.median(b / t for b, t in pts)  # noqa: E731
+    one = [(45 * MB, 3e-3), (45 * MB, 3.2e-3)]                     # one size (a quick sweep): no line
+    assert gemv_line(one) == (0.0, rate(one))
+    prop = [(b * MB, b * MB / 20e9) for b in (16, 45, 90)]         # proportional: the intercept is 0
+    assert gemv_line(prop) == (0.0, pytest.approx(20e9))
+    small = [(b * MB, 0.02 * 0.8e-3 + b * MB / 20e9) for b in (16, 45, 90)]   # 2 % of the smallest GEMV: noise
+    assert gemv_line(small) == (0.0, rate(small))
+    falling = [(16 * MB, 3e-3), (90 * MB, 2e-3)]                   # slower for fewer bytes: no line
+    assert gemv_line(falling) == (0.0, rate(falling))
+    close = [(40 * MB, 3e-3), (60 * MB, 4e-3)]                     # 1.5x apart: too close to fit a line
+    assert gemv_line(close) == (0.0, rate(close))
+    with pytest.raises(PlannerError, match="no timed smallest-M points"):
+        gemv_line([])
+
+
+def test_gemv_line_caps_the_fixed_cost_per_call():
+    from planner.measure.microbench import gemv_line
+    pts = [(b * MB, 10e-3 + b * MB / 1e12) for b in (16, 90)]     # nearly all fixed cost
+    c, r = gemv_line(pts)
+    assert c == pytest.approx(0.75 * pts[0][1])                # GEMV_MAX_CALL of the smallest call
+    rates = [b / (t - c) for b, t in pts]                         # the rate through that intercept: their median
+    assert r == pytest.approx((rates[0] + rates[1]) / 2)
+
+
+def _profile_with_call(call: float) -> dict:
+    prof = _profile()
+    for p in prof["gemm"]["fp32"]["points"]:
+        p["seconds"] = p["median_s"] = p["seconds"] + call
+    return prof
+
+
+def test_a_sweeps_fixed_cost_per_call_goes_to_every_gemm_of_the_roofline():
+    """A sweep whose every point carries 1 ms more: the fit finds the 1 ms (from the M=1 points alone), the M
+    table stays the generating one, and a decode-step GEMV of the model is predicted as 1 ms + bytes / rate."""
+    from planner import catalog
+    from planner.api import roofline_rows
+    from planner.arch.pipeline import compile_model
+    from planner.measure.eager_ops import BODY_ARCH, body_spec
+    from planner.quant import load_precision
+    prof = _profile_with_call(1e-3)
+    f = gemm_fit(prof, "fp32")
+    assert f["call_overhead_s"] == pytest.approx(1e-3, rel=2e-3) and f["stream_bytes_s"] == pytest.approx(STREAM, rel=2e-3)
+    assert dict(f["eff_by_intensity"])[2 * 32 / 4] == pytest.approx(EFF[32], rel=2e-3)
+    assert f["mdape_pct"] < 0.1
+    acc, cal = roofline_for_profile(prof)
+    assert cal.precisions["fp32"].call_overhead_s == pytest.approx(f["call_overhead_s"])
+    plan = compile_model(body_spec(BODY_ARCH), load_precision("fp32"), {})
+    catalog.register_accelerator(acc)
+    try:
+        with catalog.use_calibration(cal):
+            rows = roofline_rows(plan, acc, "fp32", 1, 16, 2, 1, "eager", "decode")
+    finally:
+        catalog.unregister_accelerator(acc.id)
+    up = next(r for r in rows if r["name"] == "mlp_up")    # the fused gate/up GEMV: 4096 x 22016 fp32 weights
+    w = 4096 * 2 * 11008 * 4
+    assert up["time_s"] == pytest.approx(f["call_overhead_s"] + w / f["stream_bytes_s"], rel=2e-3)
+    assert up["overhead_s"] == pytest.approx(f["call_overhead_s"], rel=1e-6)
+    norm = next(r for r in rows if r["name"] == "norm")       # not a GEMM: no GEMM call cost
+    assert norm["overhead_s"] < 1e-4
+
+
+def test_ops_without_a_gemm_sweep_stream_like_the_sum():
+    """Decode attention's KV reads run at the sum's rate, the fp32 GEMVs at their own sweep's (the bandwidth)."""
+    prof = _profile()
+    prof["memory"]["read_bytes_s"] = 0.8 * STREAM
+    acc, cal = roofline_for_profile(prof)
+    eng, fp32 = cal.engines["eager"], cal.precisions["fp32"]
+    assert acc.bandwidth_bytes_s == pytest.approx(STREAM) and eng.mem_frac == pytest.approx(0.8)
+    assert eng.mem_frac * fp32.mem_scale == pytest.approx(1.0)
+    prof["memory"]["read_bytes_s"] = 0.5 * STREAM   # beyond PrecisionEff's 1.5x lift: the fraction stops at 1/1.5
+    _, cal = roofline_for_profile(prof)
+    assert cal.engines["eager"].mem_frac == pytest.approx(1 / 1.5)
+    assert cal.engines["eager"].mem_frac * cal.precisions["fp32"].mem_scale == pytest.approx(1.0)

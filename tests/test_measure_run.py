@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 
 from planner.cli import main  # noqa: E402
 from planner.measure.harness import measure_model  # noqa: E402
-from planner.measure.microbench import roofline_for_profile, run_microbench  # noqa: E402
+from planner.measure.microbench import gemm_fit, roofline_for_profile, run_microbench  # noqa: E402
 from planner.measure.runs import CSV_COLUMNS, profile_path, read_run, write_json  # noqa: E402
 from planner.specs import ModelSpec  # noqa: E402
 from planner.validate import list_measured_runs, validate_run  # noqa: E402
@@ -61,10 +61,15 @@ def test_profile_gives_a_session_accelerator(campaign):
     acc, cal = roofline_for_profile(prof)
     assert acc.peak_dense.fp32_tflops * 1e12 == pytest.approx(prof["gemm"]["fp32"]["achievable_flops_s"])
     assert acc.peak_dense.int8_tops * 1e12 == pytest.approx(prof["gemm"]["int8"]["achievable_flops_s"])
-    streams = [g["stream_bytes_s"] for g in prof["gemm"].values()]
+    streams = [gemm_fit(prof, s)["stream_bytes_s"] for s in prof["gemm"]]
     assert acc.bandwidth_bytes_s == pytest.approx(max([prof["memory"]["read_bytes_s"]] + streams))
     eng = cal.engines["eager"]
-    assert eng.gemm_compute_frac == 1.0 and eng.mem_frac == 1.0
+    # ops without a GEMM sweep stream like the sum; each GEMM scheme's weights at its own GEMV line's rate
+    assert eng.gemm_compute_frac == 1.0
+    assert eng.mem_frac == pytest.approx(max(prof["memory"]["read_bytes_s"] / acc.bandwidth_bytes_s, 1 / 1.5))
+    fp32 = gemm_fit(prof, "fp32")
+    assert acc.bandwidth_bytes_s * min(eng.mem_frac * cal.precisions["fp32"].mem_scale, 1.0) == \
+        pytest.approx(min(fp32["stream_bytes_s"], 1.5 * eng.mem_frac * acc.bandwidth_bytes_s))
     assert eng.launch_overhead_s == pytest.approx(prof["launch_overhead_s"])
     # the eager small ops' fixed cost per call, measured cold on a tiny decoder, goes to the roofline as it is
     from planner.measure.eager_ops import SMALL_OPS

@@ -110,10 +110,12 @@ def cmd_microbench(args) -> int:
                          indent=1, default=str))
         return 0
     print(f"{prof['device']}: {prof['meta']['name']}  ->  {path}")
-    print(f"{'scheme':<12} {'GFLOP/s':>12} {'M=1 GB/s':>9}   rate over M (GFLOP/s; achievable = median of M >= 128)")
+    print(f"{'scheme':<12} {'GFLOP/s':>12} {'M=1 GB/s':>9} {'call ms':>8}   rate over M (GFLOP/s; achievable = median "
+          "of M >= 128; M=1: GEMV line, bytes/s and fixed ms per call)")
     for s, g in prof["gemm"].items():
         pts = "  ".join(f"{p['m']}:{p['flops_s'] / 1e9:.0f}" for p in g["points"])
-        print(f"{s:<12} {g['achievable_flops_s'] / 1e9:>12.1f} {g['stream_bytes_s'] / 1e9:>9.1f}   {pts}")
+        print(f"{s:<12} {g['achievable_flops_s'] / 1e9:>12.1f} {g['stream_bytes_s'] / 1e9:>9.1f} "
+              f"{g.get('call_overhead_s', 0.0) * 1e3:>8.3f}   {pts}")
     mem = prof["memory"]
     print(f"memory copy {mem['copy_bytes_s'] / 1e9:.1f} GB/s (read+write), read {mem['read_bytes_s'] / 1e9:.1f} GB/s; "
           f"launch overhead {prof['launch_overhead_s'] * 1e6:.1f} us; vector {prof['vector_flops_s'] / 1e9:.1f} GFLOP/s")

@@ -7,7 +7,8 @@ rounds, every point once per round, so a slow minute of a shared machine touches
   (prepacked oneDNN fp32/bf16 on CPU, F.linear on CUDA; the W8A8 int8 backends including their activation
   quantize; weight-only int8); the achievable rate is the median over the compute-bound points (M >= 128) of
   three Llama-7B-like shapes (the best one is kept too: on this CPU the int8 rate varies ~2x with the shape);
-  the M = 1 points give the rate weights stream at (median over shapes).
+  the M = 1 points, with a GEMV of the fused gate/up projection beside them, give the line of a GEMV's time over
+  its bytes: the rate weights stream at and a fixed cost per call (``gemv_line``).
 - memory bandwidth: read-only (a sum) and copy of a buffer 4x the last-level cache; the roofline takes the best
   streaming-read rate, of the sum or of a GEMV's weight stream (inference traffic is mostly weights and KV cache
   read once; one core here streams a GEMV's weights at ~16 GB/s, sums at ~12 GB/s).
@@ -42,6 +43,9 @@ QUICK_MS = (1, 16, 64)
 # (K, N): a square projection and Llama-7B-sized MLP up and down projections (the rate depends on the shape)
 FULL_SHAPES = ((4096, 4096), (4096, 11008), (11008, 4096))
 COMPUTE_BOUND_M = 128      # points with M >= this are compute-bound on every device measured here
+# timed at the smallest M only: Llama-2-7B's fused gate/up projection, a GEMV twice the MLP shapes' bytes, so that
+# the GEMV line (gemv_line) spans 5x in bytes and reaches the largest GEMV a decode step of the catalog's 7B runs
+GEMV_SHAPES = ((4096, 22016),)
 QUICK_SHAPES = ((512, 512),)
 # scheme -> (planner dtype slot its rate stands for, precision ids it calibrates)
 SCHEMES = {"fp32": "fp32", "bf16": "bf16", "fp16": "fp16", "fp8": "fp8", "int8": "int8", "int8-fbgemm": None,
@@ -118,20 +122,20 @@ def available_schemes(device: str) -> list[str]:
 
 
 def bench_gemm_interleaved(schemes, ms, shapes, device: str, flusher, reps: int, sync, progress=None,
-                           after_round=None) -> dict:
+                           after_round=None, gemv_shapes=()) -> dict:
     """Every (scheme, shape, M) point timed once per round, ``reps`` rounds: each point's repetitions spread over
     the whole sweep instead of one burst, so a slow minute of a shared machine cannot bend the sweep's shape (on
     this project's CPU a profile timed point by point caught the bf16/int8 kernels in a 2x slower minute that the
-    fp32 ones missed). Returns {scheme: [points]}: each point's minimum (``seconds``), median, maximum and every
-    round's time (``times_s``)."""
+    fp32 ones missed). ``gemv_shapes`` are timed at the smallest M only. Returns {scheme: [points]}: each
+    point's minimum (``seconds``), median, maximum and every round's time (``times_s``)."""
     import torch
     clock = getattr(sync, "clock", time.perf_counter)
     cases = []
     with torch.no_grad():
         for scheme in schemes:
-            for k, n in shapes:
+            for (k, n), shape_ms in [(sh, ms) for sh in shapes] + [(sh, (min(ms),)) for sh in gemv_shapes]:
                 mod, dt, wb, ib, ob = _gemm_module(scheme, k, n, device)
-                for m in ms:
+                for m in shape_ms:
                     x = torch.randn(m, k, device=device).to(dt)
                     mod(x)                                   # warm-up (packing, first-call dispatch)
                     cases.append((scheme, k, n, m, mod, x, wb, ib, ob))
@@ -324,7 +328,8 @@ def run_microbench(device: str, quick: bool = False, reps: int | None = None, sc
     def after_round():
         ref.append(run_probe(device, flusher, reps=1, plan=plan))
         kref.extend(run_probe(device, flusher, reps=1, plan=kp) for kp in kplans)
-    sweep = bench_gemm_interleaved(schemes, ms, shapes, device, flusher, reps, sync, progress, after_round=after_round)
+    sweep = bench_gemm_interleaved(schemes, ms, shapes, device, flusher, reps, sync, progress, after_round=after_round,
+                                   gemv_shapes=() if quick else GEMV_SHAPES)
     for s in schemes:
         prof["gemm"][s] = summarize_sweep(sweep[s], "seconds")
     # every rate below at the minimum of its repetitions (top level) and at their median ("typical")
@@ -367,13 +372,48 @@ STATISTICS = ("median", "min")
 def summarize_sweep(pts: list[dict], key: str) -> dict:
     """A scheme's sweep entry from its points, timed by ``key`` (``seconds``: the minimum of the repetitions;
     ``median_s``): the achievable rate is the median over the compute-bound points, the best one beside it, and
-    the weights' streaming rate the median over the smallest-M points."""
+    the weights' streaming rate and fixed cost per call the GEMV line of the smallest-M points (gemv_line)."""
     pts = [{**p, "seconds": p[key], "flops_s": 2.0 * p["m"] * p["k"] * p["n"] / p[key]} for p in pts]
     ms = [p["m"] for p in pts]
     big = [p["flops_s"] for p in pts if p["m"] >= min(COMPUTE_BOUND_M, max(ms))]
-    stream = statistics.median((p["weight_bytes"] + p["act_bytes"]) / p["seconds"] for p in pts if p["m"] == min(ms))
+    call, stream = gemv_line([(p["weight_bytes"] + p["act_bytes"], p["seconds"]) for p in pts if p["m"] == min(ms)])
     return {"points": pts, "achievable_flops_s": statistics.median(big), "best_flops_s": max(big),
-            "stream_bytes_s": stream}
+            "stream_bytes_s": stream, "call_overhead_s": call}
+
+
+GEMV_SPAN = 2.0          # the GEMV line needs byte counts at least this far apart
+GEMV_MIN_CALL = 0.05     # ... and an intercept of at least this share of the smallest GEMV's time to be used,
+GEMV_MAX_CALL = 0.75     # at most this share (fbgemm's 16.8 MB int8 GEMV here: 0.9-1.0 ms of 1.6-1.8 ms)
+
+
+def gemv_line(points) -> tuple[float, float]:
+    """(fixed seconds per call, bytes per second) of a scheme's smallest-M GEMMs from (bytes, seconds) pairs.
+
+    A GEMV's time is not proportional to its bytes: on this project's CPU fbgemm's int8 GEMV streamed 16.8 MB
+    in 1.75 ms, 45 MB in 3.3 ms and 90 MB (Llama-2-7B's fused gate/up projection) in 5.2 ms, i.e. ~1 ms per call
+    plus 21 GB/s, where one rate through the origin (14 GB/s, the median of the 16.8 and 45 MB points) predicted
+    the model's decode GEMVs 30-50 % slow (benchmarks/gemv_line.py). So where the points span at least
+    GEMV_SPAN in bytes, the least-squares line t = c + bytes / r is fitted, and its intercept c is kept when it is
+    material (>= GEMV_MIN_CALL of the smallest time; capped at GEMV_MAX_CALL of it, r refitted through that c). Otherwise
+    (one shape, as in a quick sweep; a line through the origin; a negative slope) c = 0 and r is the median rate."""
+    pts = [(float(b), float(t)) for b, t in points if b > 0 and t > 0]
+    if not pts:
+        raise PlannerError("a GEMM sweep has no timed smallest-M points")
+    median_rate = statistics.median(b / t for b, t in pts)
+    bs = [b for b, _ in pts]
+    if max(bs) < GEMV_SPAN * min(bs):
+        return 0.0, median_rate
+    mb, mt = statistics.fmean(bs), statistics.fmean(t for _, t in pts)
+    sxx = sum((b - mb) ** 2 for b in bs)
+    slope = sum((b - mb) * (t - mt) for b, t in pts) / sxx
+    t_min = min(t for _, t in pts)
+    call = mt - slope * mb
+    if slope <= 0 or call < GEMV_MIN_CALL * t_min:
+        return 0.0, median_rate
+    if call > GEMV_MAX_CALL * t_min:
+        call = GEMV_MAX_CALL * t_min
+        return call, statistics.median(b / (t - call) for b, t in pts)
+    return call, 1.0 / slope
 
 
 def profile_at(prof: dict, statistic: str) -> dict:
@@ -439,11 +479,12 @@ def _precision_effs(prof: dict, bw: float, int8_scheme: str = "int8") -> dict[st
             continue
         fit = gemm_fit(prof, scheme)                  # from the stored sweep points: no new measurement
         eff = {"gemm_scale": min(max(fit["peak_flops_s"] / slots[slot], 0.01), 1.5),
-               "mem_scale": min(max(fit["stream_bytes_s"] / bw, 0.01), 1.5), "overlap_p": fit["overlap_p"],
-               "eff_by_intensity": fit["eff_by_intensity"],
+               "mem_scale": min(max(fit["stream_bytes_s"] / (bw * plain_read_frac(prof)), 0.01), 1.5),
+               "overlap_p": fit["overlap_p"],
+               "eff_by_intensity": fit["eff_by_intensity"], "call_overhead_s": min(fit["call_overhead_s"], 0.1),
                "basis": f"measured: {scheme} GEMM sweep (large-M rate / {slot} slot, compute efficiency per swept M, "
                         f"overlap exponent fitted; MdAPE {fit['mdape_pct']:.1f} % over {fit['points']} points), "
-                        "M=1 streaming rate / read bandwidth"}
+                        "M=1 GEMV line: streaming rate / read bandwidth and fixed cost per call"}
         for pid in _calibrated_ids(prof, key):
             out[pid] = eff
     return out
@@ -504,7 +545,7 @@ def roofline_for_profile(prof: dict, state: dict | None = None, int8_scheme: str
            "vector_compute_frac": max(min(prof["vector_flops_s"] / fp32, 1.0), 1e-4),
            "pool_compute_frac": (max(min(prof["pool_elems_s"]["fp32"] / fp32, 1.0), 1e-5)
                                  if "fp32" in prof.get("pool_elems_s", {}) else None),
-           "mem_frac": 1.0, "link_frac": 1.0, "launch_overhead_s": min(prof["launch_overhead_s"], 1e-3),
+           "mem_frac": plain_read_frac(prof), "link_frac": 1.0, "launch_overhead_s": min(prof["launch_overhead_s"], 1e-3),
            "step_overhead_s": 0.0, "request_overhead_s": 0.0, "overlap_p": fit_overlap(prof),
            "fused_elementwise_frac": 0.0,
            "op_overhead_s": tuple((n, min(t, 0.1)) for n, t in sorted(prof.get("eager_op_overhead_s", {}).items()))}
@@ -548,7 +589,15 @@ def _eager_body_scales(bench: dict, acc, cal) -> tuple[tuple[str, float], ...]:
 def read_bandwidth(prof: dict) -> float:
     """The device's achievable streaming-read rate: the best of a large sum and of the GEMV weight streams
     (the core caps a precision's GEMM streaming efficiency at 1.0 of this figure, so it must be the highest)."""
-    return max([prof["memory"]["read_bytes_s"]] + [g["stream_bytes_s"] for g in prof["gemm"].values()])
+    return max([prof["memory"]["read_bytes_s"]] + [gemm_fit(prof, s)["stream_bytes_s"] for s in prof["gemm"]])
+
+
+def plain_read_frac(prof: dict) -> float:
+    """The engine's streaming fraction: a large sum's read rate over the device bandwidth (read_bandwidth, the
+    best GEMV weight stream). Ops without a GEMM sweep of their own (decode attention's KV reads, embeddings,
+    norms) stream like the sum; each GEMM scheme's mem_scale lifts its weights back to its own GEMV rate (at most
+    1.5x, PrecisionEff's bound: so the fraction is at least 1/1.5; 21.7 / 28.4 GB/s = 0.76 on this project's CPU)."""
+    return min(max(prof["memory"]["read_bytes_s"] / read_bandwidth(prof), 1 / 1.5), 1.0)
 
 
 def measured_id(device: str) -> str:
@@ -620,10 +669,17 @@ def gemm_fit(prof: dict, scheme: str) -> dict:
 
 
 @functools.lru_cache(maxsize=512)
-def _gemm_fit_of(points: tuple, launch: float, peak: float, stream: float) -> dict:
+def _gemm_fit_of(points: tuple, launch_s: float, peak: float, stored_stream: float) -> dict:
     import numpy as np
     m, flops, wb, ab, meas = _sweep_arrays({"points": [dict(zip(("m", "k", "n", "seconds", "weight_bytes", "act_bytes"), p))
                                                        for p in points]})
+    # the GEMV line from the stored points (a profile written before it existed gets it too): its intercept is
+    # a fixed cost of every call of this scheme's kernel, added beside the launch overhead at every M
+    small = m == m.min()
+    call, stream = gemv_line(zip(wb[small] + ab[small], meas[small]))
+    if call == 0.0:
+        stream = stored_stream                    # no line: the sweep's own median rate, as stored
+    launch = launch_s + call
     best = None
     for p_exp in OVERLAP_GRID:
         table = _table_for(m, flops, wb, ab, meas, peak, stream, p_exp, launch)
@@ -635,7 +691,8 @@ def _gemm_fit_of(points: tuple, launch: float, peak: float, stream: float) -> di
             best = (err, p_exp, table, pred)
     _, p_exp, table, pred = best
     return {"peak_flops_s": peak, "overlap_p": p_exp, "eff_by_intensity": table, "stream_bytes_s": stream,
-            "mdape_pct": float(np.median(np.abs(pred / meas - 1.0)) * 100), "points": int(meas.size)}
+            "call_overhead_s": call, "mdape_pct": float(np.median(np.abs(pred / meas - 1.0)) * 100),
+            "points": int(meas.size)}
 
 
 def fit_overlap(prof: dict) -> float:
@@ -655,7 +712,7 @@ def gemm_fit_mdape(prof: dict) -> float:
         xs, es = np.array(f["eff_by_intensity"]).T
         eff = np.interp(np.log(flops / wb), np.log(xs), es)
         pred = _predict_points(flops, wb, ab, f["peak_flops_s"], f["stream_bytes_s"], f["overlap_p"], eff,
-                               prof.get("launch_overhead_s", 0.0))
+                               prof.get("launch_overhead_s", 0.0) + f["call_overhead_s"])
         errs += list(np.abs(pred / meas - 1.0) * 100)
     return float(np.median(errs)) if errs else float("nan")
 
