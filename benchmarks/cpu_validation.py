@@ -1,5 +1,7 @@
 """Predicted vs measured on CPU: every committed CPU run under data/measurements/cpu-*/ validated against its
-device's microbenchmark profile (planner validate, in one table).
+device's microbenchmark profile (planner validate, in one table): the profile in place when the run was measured
+where the run recorded it (profile_date_at_run, runs from 2026-11-23 05:00 UTC on; kept under profiles/ once
+replaced), else the device's current one (older runs then carry the drift since).
 
 Target (issue 3): end-to-end error <= 15 % on every CPU run in fp32 and in w8a8 through fbgemm (what the issue
 names for this CPU), per phase, at the measured scope (the layers measured plus

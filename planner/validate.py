@@ -121,10 +121,17 @@ def _run_root(csv_path: Path, meta: dict) -> Path:
 
 
 def find_profile(csv_path: Path, meta: dict) -> Path:
+    """The device profile a run is validated against: the one that was in place when it was measured
+    (``profile_date_at_run``; kept under <device>/profiles/ once a newer microbench replaced it), else the
+    device's current one (runs from before 2026-11-23 05:00 UTC did not record theirs)."""
     from planner.errors import PlannerError
-    from planner.measure.runs import profile_path
+    from planner.measure.runs import archived_profile_path, profile_path
     for root in (_run_root(csv_path, meta), MEASUREMENTS_ROOT):
         p = profile_path(root, meta["device"])
+        if meta.get("profile_date_at_run"):
+            kept = archived_profile_path(p, str(meta["profile_date_at_run"]))
+            if kept.is_file():
+                return kept
         if p.is_file():
             return p
     raise PlannerError(f"no device profile for '{meta['device']}' (looked for {profile_path(_run_root(csv_path, meta), meta['device'])}): "

@@ -59,9 +59,32 @@ def test_memory_guard_trims_only_past_its_limit():
     assert allocator.rss_bytes() > 10 << 20                          # a Python process with numpy holds more
     assert allocator.release_freed_memory() is True
     idle = allocator.MemoryGuard(1e15)
-    idle.check()
+    assert idle.check() is False
     assert idle.trims == 0 and idle.note().startswith("never trimmed")
     busy = allocator.MemoryGuard(0)
-    busy.check()
-    busy.check()
+    assert busy.check() is True and busy.check() is True     # True: the caller re-warms before timing
     assert busy.trims == 2 and busy.peak_before_trim > 0 and "2 time(s)" in busy.note()
+    assert "untimed repetition" in busy.note()
+
+
+def test_a_repetition_after_a_trim_is_preceded_by_an_untimed_one():
+    """profiler.time_phase: when between() says it handed the heap back, one more repetition runs before the
+    timed ones of that round, so no timed repetition faults its activations in."""
+    import torch
+
+    from planner.measure.models import STEP_REGION, region
+    from planner.measure.profiler import Flusher, time_phase
+    a = torch.randn(64, 64)
+    calls = []
+
+    def run_rep(flush):
+        calls.append(1)
+        flush()
+        with region(STEP_REGION):
+            with region("mlp_up"):
+                a @ a
+    answers = iter([True, False, True])
+    t = time_phase("prefill", run_rep, steps=1, reps=3, warmup=1, device="cpu", flusher=Flusher("cpu", 1 << 20),
+                   op_names={"mlp_up"}, between=lambda: next(answers))
+    assert len(calls) == 1 + 3 * 2 + 2                # warm-up, (unprofiled + profiled) x 3, two re-warms
+    assert len(t.step_unprofiled) == 3 and len(t.rows[0].times) == 3

@@ -307,3 +307,25 @@ def test_a_replaced_profile_is_kept_by_its_date(tmp_path):
 def test_runs_record_the_profile_they_were_measured_beside(campaign):
     _, prof, runs, _, _ = campaign
     assert read_run(runs["fp32"]["json"])[0]["profile_date_at_run"] == prof["date"]
+
+
+def test_a_run_is_validated_against_the_profile_of_its_time(campaign, tmp_path):
+    """Once a newer microbench has replaced the profile a run was measured beside, validation still finds that
+    one (kept under profiles/ by its date); a run whose profile was never kept gets the current one."""
+    import shutil
+
+    from planner.measure.runs import archive_profile
+    from planner.validate import find_profile
+    root, prof, runs, _, _ = campaign
+    dev = prof["device"]
+    shutil.copytree(root / dev, tmp_path / dev)
+    csv = tmp_path / dev / Path(runs["fp32"]["csv"]).relative_to(root / dev)
+    meta = read_run(csv)[0]
+    current = profile_path(tmp_path, dev)
+    assert find_profile(csv, meta) == current                       # still in place
+    kept = archive_profile(current)
+    write_json(current, {**prof, "date": "2099-01-01T00:00:00+00:00"})   # a later microbench
+    assert find_profile(csv, meta) == kept
+    assert validate_run(csv)["profile_date"] == prof["date"]
+    assert find_profile(csv, {**meta, "profile_date_at_run": "2026-01-01T00:00:00+00:00"}) == current
+    assert find_profile(csv, {k: v for k, v in meta.items() if k != "profile_date_at_run"}) == current

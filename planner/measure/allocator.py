@@ -78,15 +78,18 @@ class MemoryGuard:
         self.trims = 0
         self.peak_before_trim = 0
 
-    def check(self) -> None:
+    def check(self) -> bool:
+        """Trim if over the limit; True when it did (the caller re-warms before timing: profiler.time_phase)."""
         held = rss_bytes()
         if held > self.limit and release_freed_memory():
             self.trims += 1
             self.peak_before_trim = max(self.peak_before_trim, held)
+            return True
+        return False
 
     def note(self) -> str:
         if not self.trims:
             return f"never trimmed (limit {self.limit / 1e9:.1f} GB of RSS)"
         return (f"freed pages handed back {self.trims} time(s) before a repetition: RSS reached "
-                f"{self.peak_before_trim / 1e9:.1f} GB, over the limit of {self.limit / 1e9:.1f} GB (repetitions "
-                "after a trim fault their activations in again)")
+                f"{self.peak_before_trim / 1e9:.1f} GB, over the limit of {self.limit / 1e9:.1f} GB (each trim is "
+                "followed by an untimed repetition that faults the activations in again)")

@@ -175,11 +175,12 @@ def measure_model(spec: ModelSpec, precision: str, *, batch: int = 1, input_len:
     probes = [run_probe(device, flusher, plan=plan)]   # device state before the phases (see planner.measure.probe),
     kprobes = [run_probe(device, flusher, plan=kplan)] if kplan else []   # the int8 kernel's own, where probed
 
-    def sample():                                      # ... one sample before every repetition ...
-        guard.check()
+    def sample() -> bool:                              # ... one sample before every repetition ...
+        trimmed = guard.check()
         probes.append(run_probe(device, flusher, reps=1, plan=plan))
         if kplan:
             kprobes.append(run_probe(device, flusher, reps=1, plan=kplan))
+        return trimmed                                 # True: time_phase re-warms before timing
     steps_dec = max(output_len - 1, 1) if llm else 0
     total = (reps + warmup) * (2 if llm else 1)
     bar = _progress(total, f"{spec.id} {precision} b{batch}") if progress else None

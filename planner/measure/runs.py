@@ -166,15 +166,23 @@ def archive_profile(path: Path) -> Path | None:
         date = str(json.loads(path.read_text(encoding="utf-8")).get("date") or "")
     except (OSError, ValueError, AttributeError):
         date = ""
-    stamp = "".join(c for c in date[:19] if c.isdigit() or c == "T") or f"mtime{int(path.stat().st_mtime)}"
-    dest_dir = path.parent / "profiles"
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    dest, k = dest_dir / f"profile-{stamp}.json", 1
+    dest = archived_profile_path(path, date)
+    if dest.name == "profile-.json":                 # no readable date: the file's time
+        dest = dest.with_name(f"profile-mtime{int(path.stat().st_mtime)}.json")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest_dir, stamp, k = dest.parent, dest.stem.removeprefix("profile-"), 1
     while dest.exists():
         k += 1
         dest = dest_dir / f"profile-{stamp}-{k}.json"
     os.replace(path, dest)
     return dest
+
+
+def archived_profile_path(path: Path, date: str) -> Path:
+    """Where archive_profile keeps the profile of ``date`` that stood at ``path``: <device>/profiles/profile-<date
+    as digits and T>.json (the first one of that date; a second is -2, and so on)."""
+    stamp = "".join(c for c in date[:19] if c.isdigit() or c == "T")
+    return Path(path).parent / "profiles" / f"profile-{stamp}.json"
 
 
 def resolve_run(path: str | Path) -> tuple[Path, Path]:
