@@ -13,11 +13,15 @@ profile's model before the line) predicts instead.
     .venv/bin/python benchmarks/gemv_line.py time [--rounds 11] [--threads 2] [--after-gemv] [--json]
     .venv/bin/python benchmarks/gemv_line.py revalidate [--json]
 
-Measured here (2026-11-23, 2-vCPU shared VM, Xeon model 207, 2 threads, torch 2.13 CPU, 11 rounds, medians):
-fbgemm int8 GEMVs flushed 1.75 / 3.32 / 3.15 / 3.52 / 5.21 ms for 16.8 / 45.1 / 45.1 / 50.3 / 90.2 MB: about 1 ms
-per call plus 21 GB/s; after another int8 GEMV 1.27 / 2.78 / 2.92 / 2.83 / 4.88 ms (after an fp32 GEMV as
-flushed). Revalidating the 227 committed CPU phases (profiles as committed on 2026-11-23): 180 within 15 % with
-one rate, 191 with the line (2-thread decodes 49 -> 57 of 66; 1-thread phases unchanged, 72 -> 72 of 88).
+Measured here (2026-11-23, 2-vCPU shared VM, Xeon model 207, torch 2.13 CPU, 2 threads, 11 rounds, medians):
+06:40 UTC, fbgemm int8 flushed 1.53 / 2.77 / 2.71 / 3.00 / 4.94 ms for 16.8 / 45.1 / 45.1 / 50.4 / 90.2 MB: line
+0.67 ms per call + 21.4 GB/s, every shape within 4.5 %, where one rate through the origin (16.3 GB/s) is -32.3 %
+at 16.8 MB and +12.3 % at 90.2 MB; after another int8 GEMV 1.14 / 2.45 / 2.49 / 2.58 / 4.73 ms. fp32 line
+0.67 ms + 27.5 GB/s (origin 24.7 GB/s: -14.3 % at 67 MB, +5.7 % at 361 MB). An earlier run (05:20 UTC) read the
+int8 line at ~1 ms + 21 GB/s, and an int8 GEMV after an fp32 one as slow as after the flush. revalidate at 06:45
+UTC (245 committed CPU phases; runs from before 05:00 UTC against their device's 05:43 / 02:55 profiles): 196
+within 15 % with one rate, 207 with the line (2-thread decodes 60 -> 67 of 75, prefills 62 -> 65; 1-thread
+phases 74 -> 75 of 95).
 """
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ speed-ups). Under a minute on CI's 2 cores. The committed CPU campaign validates
 import gzip
 import json
 import time
+from pathlib import Path
 
 import pytest
 
