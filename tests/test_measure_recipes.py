@@ -166,13 +166,13 @@ def test_cuda_fp8_scaled_mm():
 
 def test_fp8_linear_runs_its_scaled_mm_code_on_the_cpu_kernel():
     """The FP8 recipe is timed only on Hopper, but torch 2.13 has a CPU kernel for torch._scaled_mm: the module the
-    GPU runs (E4M3 weights and activations, dequant scales, bias, M padded to a multiple of 16) is checked here, in
+    GPU runs (E4M3 weights and activations, dequant scales, bias, M not a multiple of 16: torch checks K and N only) is checked here, in
     CI, against fp32; the rounding error of E4M3 (3 mantissa bits) is a few per cent, never zero."""
     if not hasattr(torch, "float8_e4m3fn"):
         pytest.skip("no float8 dtype in this torch")
     torch.manual_seed(0)
     lin = torch.nn.Linear(256, 96, bias=True)
-    x = torch.randn(5, 256)                      # M = 5: padded to 16 inside, sliced back
+    x = torch.randn(5, 256)                      # M = 5: no padding (the kernel refuses only K, N % 16)
     mod = rc.Fp8Linear(lin, float(x.abs().max()))
     assert mod.w8.dtype == torch.float8_e4m3fn and float(mod.w8.float().abs().max()) == rc.Fp8Linear.E4M3_MAX
     y = mod(x.to(torch.bfloat16))
@@ -201,3 +201,38 @@ def test_fbgemm_linear_records_its_gemm_shape_for_the_flop_count(granularity):
     counted = sum(kernel_flops(e.name, e.input_shapes) for e in prof.events())
     assert counted == 2 * 15 * 96 * 40
     assert kernel_flops("radplan.gemm_shape[bad]", []) == 0.0
+
+
+@pytest.mark.parametrize("granularity", ["per-tensor-static", "per-token"])
+def test_int_mm_epilogue_writes_the_dequantized_output_in_one_pass(granularity):
+    """The CUDA W8A8 path (torch._int_mm, which runs on CPU too) dequantizes int32 x fp32 scales straight into the
+    output dtype: the same numbers as (acc.float() * (s_x * s_w)).to(out), without the fp32 [M, N] copies; the
+    static scale is a buffer made once (a Python float turned into a CUDA tensor per call syncs the stream)."""
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(64, 48, bias=True)
+    static = 3.0 / 127 if granularity == "per-tensor-static" else None
+    mod = rc.W8A8Linear(lin, granularity, "int_mm", static, torch.bfloat16)
+    x = torch.randn(20, 64)                                  # M = 20 > 16, as _int_mm wants on CUDA
+    if static is not None:
+        assert mod.static_t.dtype == torch.float32 and float(mod.static_t) == pytest.approx(static)
+        assert "static_t" in dict(mod.named_buffers())
+        s = mod.static_t
+    else:
+        s = rc.act_scale(x, "per-token", None)
+    xq = rc.quantize_s8(x, s)
+    acc = torch._int_mm(xq, mod.w_t)
+    ref = (acc.float() * (s * mod.w_scale)).to(torch.bfloat16) + lin.bias.data.to(torch.bfloat16)
+    y = mod._gemm_q(xq, s)
+    assert y.dtype == torch.bfloat16 and torch.equal(y, ref)
+    # and the whole module is an int8 approximation of the fp32 linear, not an exact copy of it
+    err = float((mod(x).float() - lin(x)).norm() / lin(x).norm())
+    assert 1e-4 < err < 0.05
+
+
+def test_quantize_does_not_touch_its_input():
+    """The quantizers scale one fp32 copy in place: an fp32 input (whose .float() is itself) stays as it was."""
+    x = torch.tensor([[0.5, -1.0, 0.26, 200.0]])
+    before = x.clone()
+    assert rc.quantize_s8(x, torch.tensor(0.25)).tolist() == [[2, -4, 1, 127]]
+    assert rc.quantize_u8(x, torch.tensor(0.25)).tolist() == [[130, 124, 129, 255]]
+    assert torch.equal(x, before)
