@@ -331,3 +331,54 @@ def test_ops_without_a_gemm_sweep_stream_like_the_sum():
     _, cal = roofline_for_profile(prof)
     assert cal.engines["eager"].mem_frac == pytest.approx(1 / 1.5)
     assert cal.engines["eager"].mem_frac * cal.precisions["fp32"].mem_scale == pytest.approx(1.0)
+
+
+def test_cuda_region_time_is_its_kernels_not_its_annotation_span():
+    """A region's device time on CUDA sums the kernels of the ops under it, nested regions included; a 'kernel'
+    attached to the region itself (kineto's gpu_user_annotation span, gaps included) is not counted. Profiler
+    events here are plain records with the fields torch's FunctionEvent has."""
+    from types import SimpleNamespace as E
+
+    from planner.measure.profiler import device_us
+    k = lambda name, us: E(name=name, duration=us)   # noqa: E731
+    mm = E(name="aten::mm", kernels=[k("sm90_gemm", 30.0)], cpu_children=[])
+    quant = E(name="quant", kernels=[k("quant", 50.0)], cpu_children=[
+        E(name="aten::abs", kernels=[k("abs_kernel", 2.0)], cpu_children=[]),
+        E(name="aten::amax", kernels=[k("reduce_kernel", 3.0)], cpu_children=[])])
+    region = E(name="mlp_up", kernels=[k("mlp_up", 400.0)], cpu_children=[quant, mm])
+    assert device_us(region, {"mlp_up", "quant"}) == 35.0
+    assert device_us(quant, {"mlp_up", "quant"}) == 5.0
+
+
+def test_gpu_profile_rates_map_to_their_slots():
+    """A CUDA profile times convolutions in fp16 and pooling in bf16/fp16: their fractions are taken against the
+    fp16 slot (conv) and the fp32 slot (pooling elements, which the core scales by fp32), not dropped."""
+    from planner.measure.microbench import _rate_to_slot, compute_bound_m, CUDA_MS, FULL_MS
+    slots = {"fp32": 50e12, "fp16": 700e12, "bf16": 700e12}
+    assert _rate_to_slot({"fp16": 350e12}, slots) == 0.5
+    assert _rate_to_slot({"fp32": 80e9}, {"fp32": 100e9}) == 0.8
+    assert _rate_to_slot({"bf16": 10e9, "fp16": 20e9}, slots, fp32_only=True) == 20e9 / 50e12
+    assert _rate_to_slot({}, slots) is None
+    assert compute_bound_m(FULL_MS) == 128 and compute_bound_m(CUDA_MS) == 1024
+
+
+def test_cuda_probe_points_are_in_the_cuda_sweep():
+    from planner.measure.microbench import CUDA_MS, FULL_SHAPES
+    from planner.measure.probe import CUDA_COMPUTE_PROBE, MEMORY_PROBE, probe_plan_for_sweep
+    assert probe_plan_for_sweep(CUDA_MS, FULL_SHAPES, "cuda") == ("bf16", (MEMORY_PROBE, CUDA_COMPUTE_PROBE))
+    assert CUDA_COMPUTE_PROBE[0] in CUDA_MS and CUDA_COMPUTE_PROBE[1:] in FULL_SHAPES
+
+
+def test_a_scheme_that_fails_is_skipped_and_named_not_fatal():
+    """On CUDA a kernel the lent GPU's torch lacks leaves its scheme out of the sweep, with the error recorded,
+    instead of losing the whole profile; elsewhere (skipped=None) the error is raised."""
+    from planner.measure.microbench import _Sync, bench_gemm_interleaved
+    from planner.measure.profiler import Flusher
+    flusher, sync = Flusher("cpu", 1 << 20), _Sync("cpu")
+    skipped = {}
+    out = bench_gemm_interleaved(["fp32", "no-such-kernel"], (1, 8), ((64, 32),), "cpu", flusher, 2, sync,
+                                 skipped=skipped)
+    assert list(out) == ["fp32"] and [p["m"] for p in out["fp32"]] == [1, 8]
+    assert list(skipped) == ["no-such-kernel"] and "ValueError" in skipped["no-such-kernel"]
+    with pytest.raises(ValueError):
+        bench_gemm_interleaved(["no-such-kernel"], (1,), ((64, 32),), "cpu", flusher, 1, sync)

@@ -29,6 +29,9 @@ def _all_steps():
 @pytest.mark.parametrize("step", _all_steps(), ids=lambda s: s.name)
 def test_every_step_is_a_valid_planner_command(step):
     argv = gc.planner_argv(step, "cuda", Path("/tmp/root"))
+    if step.script:                                   # the preflight: a script of this checkout
+        assert (ROOT / step.script).is_file() and argv == [sys.executable, str(ROOT / step.script)]
+        return
     assert argv[:3] == [sys.executable, "-m", "planner"]
     args = build_parser().parse_args(argv[3:])
     assert args.device == "cuda" and args.out == "/tmp/root"
@@ -37,7 +40,7 @@ def test_every_step_is_a_valid_planner_command(step):
 def _measure_configs():
     for stage, steps in gc.STAGES.items():
         for s in steps:
-            if s.args[0] != "measure":
+            if s.script or s.args[0] != "measure":
                 continue
             args = build_parser().parse_args(list(gc.planner_argv(s, "cuda", Path("/r"))[3:]))
             for b in (int(x) for x in args.batch.split(",")):

@@ -39,10 +39,18 @@ from pathlib import Path
 from planner.errors import PlannerError
 
 FULL_MS = (1, 8, 32, 128, 512, 1024)
+# a GPU's GEMMs turn compute-bound far later (H100 bf16: ~990 TFLOP/s over 3.35 TB/s, ~300 FLOP per byte, M ~ 300
+# for 16-bit weights) and prefill GEMMs reach M = batch x tokens: the CUDA sweep goes on to 16384
+CUDA_MS = (1, 8, 32, 128, 512, 1024, 4096, 16384)
 QUICK_MS = (1, 16, 64)
 # (K, N): a square projection and Llama-7B-sized MLP up and down projections (the rate depends on the shape)
 FULL_SHAPES = ((4096, 4096), (4096, 11008), (11008, 4096))
-COMPUTE_BOUND_M = 128      # points with M >= this are compute-bound on every device measured here
+COMPUTE_BOUND_M = 128      # points with M >= this are compute-bound on every CPU measured here
+CUDA_COMPUTE_BOUND_M = 1024  # ... and on a GPU (a sweep reaching past FULL_MS is a CUDA one)
+# CUDA timing: the GPU time between two events, the call enqueued while the GPU is still flushing its cache and
+# then spinning this many cycles (~0.5 ms at ~2 GHz), so that the host's launches (a W8A8 linear: ~10 kernels) are
+# queued before the GPU reaches them and the interval holds kernels only, as the runs' op rows do
+CUDA_HEAD_START_CYCLES = 1_000_000
 # timed at the smallest M only: Llama-2-7B's fused gate/up projection, a GEMV twice the MLP shapes' bytes, so that
 # the GEMV line (gemv_line) spans 5x in bytes and reaches the largest GEMV a decode step of the catalog's 7B runs
 GEMV_SHAPES = ((4096, 22016),)
@@ -62,23 +70,39 @@ class _Sync:
         self.device, self._sync = device, sync
         self.timer = timer_for(device)
         self.clock = time.thread_time if self.timer == "cpu-thread" else time.perf_counter
+        self.cuda = device.startswith("cuda")
 
     def __call__(self):
         self._sync(self.device)
 
 
-def _timeit(fn, flusher, reps: int, sync) -> list[float]:
+def _time_once(fn, flusher, sync) -> float:
+    """Seconds of one call of ``fn`` after a cache flush. CUDA: GPU time between two events, the flush and a spin
+    enqueued first without waiting (CUDA_HEAD_START_CYCLES), as triton's do_bench enqueues its cache clear: a host
+    clock around one call on an idle GPU would add launch and synchronisation (~10-25 us) to kernels of a few us.
+    CPU: the run's clock around the call (thread CPU time on one thread, else wall)."""
+    if getattr(sync, "cuda", False):
+        import torch
+        getattr(flusher, "enqueue", flusher)()
+        torch.cuda._sleep(CUDA_HEAD_START_CYCLES)
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) * 1e-3
     clock = getattr(sync, "clock", time.perf_counter)
+    flusher()
+    t0 = clock()
     fn()
     sync()
-    out = []
-    for _ in range(reps):
-        flusher()
-        t0 = clock()
-        fn()
-        sync()
-        out.append(clock() - t0)
-    return out
+    return clock() - t0
+
+
+def _timeit(fn, flusher, reps: int, sync) -> list[float]:
+    fn()
+    sync()
+    return [_time_once(fn, flusher, sync) for _ in range(reps)]
 
 
 def _gemm_module(scheme: str, k: int, n: int, device: str):
@@ -122,37 +146,42 @@ def available_schemes(device: str) -> list[str]:
 
 
 def bench_gemm_interleaved(schemes, ms, shapes, device: str, flusher, reps: int, sync, progress=None,
-                           after_round=None, gemv_shapes=()) -> dict:
+                           after_round=None, gemv_shapes=(), skipped: dict | None = None) -> dict:
     """Every (scheme, shape, M) point timed once per round, ``reps`` rounds: each point's repetitions spread over
     the whole sweep instead of one burst, so a slow minute of a shared machine cannot bend the sweep's shape (on
     this project's CPU a profile timed point by point caught the bf16/int8 kernels in a 2x slower minute that the
     fp32 ones missed). ``gemv_shapes`` are timed at the smallest M only. Returns {scheme: [points]}: each
-    point's minimum (``seconds``), median, maximum and every round's time (``times_s``)."""
+    point's minimum (``seconds``), median, maximum and every round's time (``times_s``). With ``skipped`` (a
+    dict), a scheme whose modules fail to build or run is left out and its error recorded there (a lent GPU's
+    minutes are too few to lose a whole profile to one kernel); without it the error is raised."""
     import torch
-    clock = getattr(sync, "clock", time.perf_counter)
     cases = []
     with torch.no_grad():
-        for scheme in schemes:
-            for (k, n), shape_ms in [(sh, ms) for sh in shapes] + [(sh, (min(ms),)) for sh in gemv_shapes]:
-                mod, dt, wb, ib, ob = _gemm_module(scheme, k, n, device)
-                for m in shape_ms:
-                    x = torch.randn(m, k, device=device).to(dt)
-                    mod(x)                                   # warm-up (packing, first-call dispatch)
-                    cases.append((scheme, k, n, m, mod, x, wb, ib, ob))
-        sync()
+        for scheme in list(schemes):
+            try:
+                built = []
+                for (k, n), shape_ms in [(sh, ms) for sh in shapes] + [(sh, (min(ms),)) for sh in gemv_shapes]:
+                    mod, dt, wb, ib, ob = _gemm_module(scheme, k, n, device)
+                    for m in shape_ms:
+                        x = torch.randn(m, k, device=device).to(dt)
+                        mod(x)                               # warm-up (packing, first-call dispatch)
+                        built.append((scheme, k, n, m, mod, x, wb, ib, ob))
+                sync()
+            except Exception as e:  # noqa: BLE001 - a kernel this torch or device lacks: the other schemes go on
+                if skipped is None:
+                    raise
+                skipped[scheme] = f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
+                continue
+            cases += built
         times: list[list[float]] = [[] for _ in cases]
         for _ in range(reps):
             for i, (_, _, _, _, mod, x, *_rest) in enumerate(cases):
-                flusher()
-                t0 = clock()
-                mod(x)
-                sync()
-                times[i].append(clock() - t0)
+                times[i].append(_time_once(lambda: mod(x), flusher, sync))
             if after_round is not None:
                 after_round()
             if progress is not None:
                 progress.update(1)
-    out: dict[str, list[dict]] = {s: [] for s in schemes}
+    out: dict[str, list[dict]] = {s: [] for s in schemes if s not in (skipped or {})}
     for (scheme, k, n, m, _, _, wb, ib, ob), ts in zip(cases, times):
         t = min(ts)
         out[scheme].append({"m": m, "k": k, "n": n, "seconds": t, "median_s": statistics.median(ts), "max_s": max(ts),
@@ -186,7 +215,9 @@ def _best_and_typical(work: float, ts: list[float]) -> tuple[float, float]:
 
 def bench_memory(device: str, flusher, reps: int, sync) -> tuple[dict, dict]:
     import torch
-    nb = flusher.buf.numel() * 4 // 2
+    # half the flush buffer (2x the LLC); on a GPU 1 GiB (its flush buffer, 4x a 50 MB L2, would be read in
+    # ~60 us on an H100, too short to stream at the full rate)
+    nb = max(flusher.buf.numel() * 4 // 2, (1 << 30) if device.startswith("cuda") else 0)
     a = torch.ones(nb // 4, device=device)
     b = torch.empty_like(a)
     copy = _best_and_typical(2 * nb, _timeit(lambda: b.copy_(a), flusher, reps, sync))
@@ -215,10 +246,16 @@ def bench_launch(device: str, sync, n: int = 2000) -> tuple[float, float]:
 def bench_vector(device: str, sync, reps: int) -> tuple[float, float]:
     """FLOP/s of an elementwise multiply-add on an in-cache buffer (the non-tensor rate of norms/activations)."""
     import torch
-    x = torch.rand(1 << 18, device=device)
+    # CUDA: 3 x 8 MiB (in a 50 MB L2) and 20 calls per sample: one call of a few us is below what events resolve
+    n, calls = ((1 << 21), 20) if device.startswith("cuda") else ((1 << 18), 1)
+    x = torch.rand(n, device=device)
     y, z = torch.rand_like(x), torch.empty_like(x)
-    ts = _timeit(lambda: torch.addcmul(x, x, y, out=z), lambda: None, reps * 5, sync)  # in cache: no flush
-    return _best_and_typical(2.0 * x.numel(), ts)
+
+    def fn():
+        for _ in range(calls):
+            torch.addcmul(x, x, y, out=z)
+    ts = _timeit(fn, lambda: None, reps * 5, sync)                                  # in cache: no flush
+    return _best_and_typical(2.0 * x.numel() * calls, ts)
 
 
 def bench_attention(device: str, dtype_name: str, flusher, reps: int, sync, quick: bool) -> tuple[float, float]:
@@ -226,7 +263,7 @@ def bench_attention(device: str, dtype_name: str, flusher, reps: int, sync, quic
     import torch
     import torch.nn.functional as F
     dt = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype_name]
-    h, s, hd = (4, 128, 64) if quick else (32, 512, 128)
+    h, s, hd = (4, 128, 64) if quick else (32, 2048 if device.startswith("cuda") else 512, 128)
     q = torch.randn(1, h, s, hd, device=device, dtype=dt)
     ts = _timeit(lambda: F.scaled_dot_product_attention(q, q, q, is_causal=True), flusher, reps, sync)
     return _best_and_typical(4.0 * s * (s + 1) / 2 * h * hd, ts)
@@ -245,17 +282,23 @@ DENSENET_CONVS = ((1, 3, 64, 7, 2, 224),
                   (16, 768, 128, 1, 1, 7), (16, 128, 32, 3, 1, 7))
 
 
-def bench_conv(device: str, flusher, reps: int, sync, quick: bool) -> tuple[float, float]:
-    """FLOP/s of DenseNet-121's convolution mix (DENSENET_CONVS: each shape timed once per repetition, weighted by
-    how often the network runs it), fp32, batch 8 (quick: batch 1 at a quarter of the resolution): the conv
-    fraction of the fp32 GEMM peak for CNN predictions."""
+def bench_conv(device: str, flusher, reps: int, sync, quick: bool) -> tuple[str, float, float]:
+    """(dtype, best, typical FLOP/s) of DenseNet-121's convolution mix (DENSENET_CONVS: each shape timed once per
+    repetition, weighted by how often the network runs it), batch 8 (quick: batch 1 at a quarter of the
+    resolution): the conv fraction of that dtype's GEMM peak for CNN predictions. fp32 on a CPU; fp16 at batch 32
+    on CUDA, where cuDNN would run fp32 convolutions as TF32 against an IEEE-fp32 GEMM peak and the CNNs are
+    measured in fp16."""
     import torch
     import torch.nn.functional as F
-    b, shrink = (1, 4) if quick else (8, 1)
+    cuda = device.startswith("cuda")
+    dtype = "fp16" if cuda else "fp32"
+    dt = torch.float16 if cuda else torch.float32
+    b, shrink = (1, 4) if quick else ((32 if cuda else 8), 1)
     cases, fl = [], 0.0
     for n, cin, cout, k, stride, size in DENSENET_CONVS:
         hw = max(size // shrink, k)
-        x, w = torch.randn(b, cin, hw, hw, device=device), torch.randn(cout, cin, k, k, device=device)
+        x = torch.randn(b, cin, hw, hw, device=device).to(dt)
+        w = torch.randn(cout, cin, k, k, device=device).to(dt)
         out = (hw + 2 * (k // 2) - k) // stride + 1
         cases.append((n, x, w, stride, k // 2))
         fl += n * 2.0 * b * out * out * cout * cin * k * k
@@ -263,14 +306,18 @@ def bench_conv(device: str, flusher, reps: int, sync, quick: bool) -> tuple[floa
     totals = []
     for _ in range(reps + 1):                        # the first pass warms up (oneDNN primitive creation)
         t = 0.0
-        flusher()                                    # once per pass: in a network each conv reads what the
+        if not cuda:
+            flusher()                                # once per pass: in a network each conv reads what the
         for n, x, w, stride, pad in cases:           # op before it just wrote
+            if cuda:                                 # GPU time of each call (_time_once flushes before it)
+                t += n * _time_once(lambda: F.conv2d(x, w, stride=stride, padding=pad), flusher, sync)
+                continue
             t0 = clock()
             F.conv2d(x, w, stride=stride, padding=pad)
             sync()
             t += n * (clock() - t0)
         totals.append(t)
-    return _best_and_typical(fl, totals[1:])
+    return (dtype, *_best_and_typical(fl, totals[1:]))
 
 
 def bench_pool(device: str, dtype_name: str, flusher, reps: int, sync, quick: bool) -> tuple[float, float]:
@@ -305,8 +352,9 @@ def run_microbench(device: str, quick: bool = False, reps: int | None = None, sc
     sync = _Sync(device)
     reps = reps or (2 if quick else 11)
     flusher = Flusher(device, (64 << 20) if quick else None)
-    ms, shapes = (QUICK_MS, QUICK_SHAPES) if quick else (FULL_MS, FULL_SHAPES)
+    ms, shapes = (QUICK_MS, QUICK_SHAPES) if quick else (CUDA_MS if device.startswith("cuda") else FULL_MS, FULL_SHAPES)
     schemes = schemes or available_schemes(device)
+    skipped: dict[str, str] = {}       # scheme -> the error that left it out (CUDA: see bench_gemm_interleaved)
     prof = {"version": PROFILE_VERSION, "device": None, "date": now_iso(), "command": command_line(),
             "quick": quick, "reps": reps, "timer": sync.timer,
             "statistic": "minimum of repetitions at the top level, their median beside each GEMM point and under "
@@ -329,28 +377,29 @@ def run_microbench(device: str, quick: bool = False, reps: int | None = None, sc
         ref.append(run_probe(device, flusher, reps=1, plan=plan))
         kref.extend(run_probe(device, flusher, reps=1, plan=kp) for kp in kplans)
     sweep = bench_gemm_interleaved(schemes, ms, shapes, device, flusher, reps, sync, progress, after_round=after_round,
-                                   gemv_shapes=() if quick else GEMV_SHAPES)
-    for s in schemes:
+                                   gemv_shapes=() if quick else GEMV_SHAPES,
+                                   skipped=skipped if device.startswith("cuda") else None)
+    if skipped:
+        prof["schemes_skipped"] = skipped
+    for s in sweep:
         prof["gemm"][s] = summarize_sweep(sweep[s], "seconds")
     # every rate below at the minimum of its repetitions (top level) and at their median ("typical")
     typical = {}
     prof["memory"], typical["memory"] = bench_memory(device, flusher, reps, sync)
     prof["launch_overhead_s"], typical["launch_overhead_s"] = bench_launch(device, sync, 200 if quick else 2000)
-    from planner.measure.eager_ops import bench_eager_ops
-    eager = bench_eager_ops(device, flusher, reps, quick=quick)
-    prof["eager_op_overhead_s"], typical["eager_op_overhead_s"] = eager.pop("per_call_s"), eager.pop("per_call_median_s")
-    prof["eager_ops"] = eager
-    from planner.measure.eager_ops import bench_eager_bodies
-    bodies = bench_eager_bodies(device, reps, quick)
-    prof["eager_op_bodies"] = {k: v for k, v in bodies.items() if k != "median_s"}
-    typical["eager_op_bodies"] = {**prof["eager_op_bodies"], "seconds": bodies["median_s"]}
+    try:
+        _bench_eager(prof, typical, device, flusher, reps, quick)
+    except Exception as e:  # noqa: BLE001 - on CUDA (never run there yet) the profile goes on without them
+        if not device.startswith("cuda"):
+            raise
+        prof["eager_ops_error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
     prof["vector_flops_s"], typical["vector_flops_s"] = bench_vector(device, sync, reps)
     dts = ("fp32", "bf16") if not device.startswith("cuda") else ("bf16", "fp16")
     for key, fn in (("attention_flops_s", bench_attention), ("pool_elems_s", bench_pool)):
         pairs = {d: fn(device, d, flusher, reps, sync, quick) for d in dts}
         prof[key], typical[key] = ({d: v[i] for d, v in pairs.items()} for i in (0, 1))
-    conv = bench_conv(device, flusher, reps, sync, quick)
-    prof["conv_flops_s"], typical["conv_flops_s"] = {"fp32": conv[0]}, {"fp32": conv[1]}
+    conv_dt, conv_best, conv_typ = bench_conv(device, flusher, reps, sync, quick)
+    prof["conv_flops_s"], typical["conv_flops_s"] = {conv_dt: conv_best}, {conv_dt: conv_typ}
     prof["typical"] = typical
     prof["probe_reference"], prof["probe_reference_per_round"] = ref, True
     if kref:
@@ -364,6 +413,17 @@ def run_microbench(device: str, quick: bool = False, reps: int | None = None, sc
     return prof
 
 
+def _bench_eager(prof: dict, typical: dict, device: str, flusher, reps: int, quick: bool) -> None:
+    """The eager small ops' fixed cost per call and their bodies' rates (eager_ops), into the profile."""
+    from planner.measure.eager_ops import bench_eager_bodies, bench_eager_ops
+    eager = bench_eager_ops(device, flusher, reps, quick=quick)
+    prof["eager_op_overhead_s"], typical["eager_op_overhead_s"] = eager.pop("per_call_s"), eager.pop("per_call_median_s")
+    prof["eager_ops"] = eager
+    bodies = bench_eager_bodies(device, reps, quick)
+    prof["eager_op_bodies"] = {k: v for k, v in bodies.items() if k != "median_s"}
+    typical["eager_op_bodies"] = {**prof["eager_op_bodies"], "seconds": bodies["median_s"]}
+
+
 # ------------------------------------------------------------------------------------------ statistics
 
 STATISTICS = ("median", "min")
@@ -375,10 +435,16 @@ def summarize_sweep(pts: list[dict], key: str) -> dict:
     the weights' streaming rate and fixed cost per call the GEMV line of the smallest-M points (gemv_line)."""
     pts = [{**p, "seconds": p[key], "flops_s": 2.0 * p["m"] * p["k"] * p["n"] / p[key]} for p in pts]
     ms = [p["m"] for p in pts]
-    big = [p["flops_s"] for p in pts if p["m"] >= min(COMPUTE_BOUND_M, max(ms))]
+    big = [p["flops_s"] for p in pts if p["m"] >= min(compute_bound_m(ms), max(ms))]
     call, stream = gemv_line([(p["weight_bytes"] + p["act_bytes"], p["seconds"]) for p in pts if p["m"] == min(ms)])
     return {"points": pts, "achievable_flops_s": statistics.median(big), "best_flops_s": max(big),
             "stream_bytes_s": stream, "call_overhead_s": call}
+
+
+def compute_bound_m(ms) -> int:
+    """The smallest M of a sweep's compute-bound points: COMPUTE_BOUND_M on a CPU sweep, CUDA_COMPUTE_BOUND_M on
+    one that goes past FULL_MS (a CUDA sweep)."""
+    return CUDA_COMPUTE_BOUND_M if max(ms) > FULL_MS[-1] else COMPUTE_BOUND_M
 
 
 GEMV_SPAN = 2.0          # the GEMV line needs byte counts at least this far apart
@@ -490,6 +556,16 @@ def _precision_effs(prof: dict, bw: float, int8_scheme: str = "int8") -> dict[st
     return out
 
 
+def _rate_to_slot(rates: dict, slots: dict, fp32_only: bool = False) -> float | None:
+    """A benchmark's rate over a GEMM slot's: the fp32 one where measured, else the first 16-bit one (a GPU
+    profile times its convolutions in fp16 and its pooling in bf16/fp16) over that dtype's slot, or, for
+    ``fp32_only`` rates (pooling elements, which the core scales by the fp32 slot), over the fp32 slot."""
+    for d in ("fp32", "fp16", "bf16"):
+        if d in rates and rates[d] and (d if not fp32_only else "fp32") in slots:
+            return rates[d] / slots[d if not fp32_only else "fp32"]
+    return None
+
+
 def roofline_for_profile(prof: dict, state: dict | None = None, int8_scheme: str = "int8"):
     """(Accelerator, Calibration) of a measured profile; see the module docstring. ``state`` (probe.device_state)
     scales the peaks by its compute ratio and the bandwidth by its memory ratio: the device as it ran.
@@ -539,12 +615,12 @@ def roofline_for_profile(prof: dict, state: dict | None = None, int8_scheme: str
     fp32 = slots["fp32"]
     attn = prof.get("attention_flops_s", {})
     attn_fracs = [min(v / slots[d], 1.0) for d, v in attn.items() if d in slots]
-    conv = prof.get("conv_flops_s", {}).get("fp32")
-    eng = {"gemm_compute_frac": 1.0, "conv_compute_frac": max(min(conv / fp32, 1.0), 1e-3) if conv else 1.0,
+    conv = _rate_to_slot(prof.get("conv_flops_s", {}), slots)
+    pool = _rate_to_slot(prof.get("pool_elems_s", {}), slots, fp32_only=True)
+    eng = {"gemm_compute_frac": 1.0, "conv_compute_frac": max(min(conv, 1.0), 1e-3) if conv else 1.0,
            "attn_compute_frac": max(min(statistics.mean(attn_fracs), 1.0), 1e-3) if attn_fracs else 1.0,
            "vector_compute_frac": max(min(prof["vector_flops_s"] / fp32, 1.0), 1e-4),
-           "pool_compute_frac": (max(min(prof["pool_elems_s"]["fp32"] / fp32, 1.0), 1e-5)
-                                 if "fp32" in prof.get("pool_elems_s", {}) else None),
+           "pool_compute_frac": max(min(pool, 1.0), 1e-5) if pool else None,
            "mem_frac": plain_read_frac(prof), "link_frac": 1.0, "launch_overhead_s": min(prof["launch_overhead_s"], 1e-3),
            "step_overhead_s": 0.0, "request_overhead_s": 0.0, "overlap_p": fit_overlap(prof),
            "fused_elementwise_frac": 0.0,

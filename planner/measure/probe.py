@@ -24,6 +24,9 @@ from __future__ import annotations
 # scaled by the small GEMV came out 8-20 % too fast in 15 of 19 runs (mean -10.9 %, against the 00:26 profile).
 MEMORY_PROBE = (1, 4096, 11008)
 COMPUTE_PROBE = (128, 4096, 4096)      # microbench.COMPUTE_BOUND_M
+# on a GPU an M=128 GEMM of 4096 x 4096 is still bound by its weights (H100 bf16: ~300 FLOP per byte to turn
+# compute-bound): the compute point there is a square 4096 GEMM (microbench.CUDA_MS)
+CUDA_COMPUTE_PROBE = (4096, 4096, 4096)
 # The int8 kernel's own compute point, probed beside the fp32 ones in runs through fbgemm (and once per round of
 # the profile's sweep): on this project's 2-vCPU VM the fbgemm int8 GEMMs drifted apart from fp32. Two-thread
 # w8a8 runs at input 512 (2026-11-23 04:31-04:45 UTC) came out 24-28 % slow against the profile of 03:42 while the
@@ -41,14 +44,20 @@ def probe_scheme(device: str) -> str:
     return "bf16" if device.startswith("cuda") else "fp32"
 
 
+def default_points(device: str) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+    """(memory point, compute point) of the device's probe."""
+    return MEMORY_PROBE, (CUDA_COMPUTE_PROBE if device.startswith("cuda") else COMPUTE_PROBE)
+
+
 def probe_plan(prof: dict | None, device: str) -> tuple[str, tuple[tuple[int, int, int], ...]]:
     """(scheme, ((M, K, N) memory point, (M, K, N) compute point)) to probe: MEMORY_PROBE and COMPUTE_PROBE of
     the probe scheme, or, for a profile without those points (a --quick one), its first shape at its smallest and
     largest M."""
     scheme = probe_scheme(device)
     pts = (prof or {}).get("gemm", {}).get(scheme, {}).get("points", [])
-    if not pts or all(_profile_point(prof, scheme, *pt) is not None for pt in (MEMORY_PROBE, COMPUTE_PROBE)):
-        return scheme, (MEMORY_PROBE, COMPUTE_PROBE)
+    default = default_points(device)
+    if not pts or all(_profile_point(prof, scheme, *pt) is not None for pt in default):
+        return scheme, default
     k, n = pts[0]["k"], pts[0]["n"]
     ms = sorted(p["m"] for p in pts if (p["k"], p["n"]) == (k, n))
     return scheme, ((ms[0], k, n), (ms[-1], k, n))
@@ -58,7 +67,7 @@ def run_probe(device: str, flusher, reps: int = 5, plan: tuple | None = None) ->
     """Time the probe points now (each: minimum of ``reps``, caches flushed before each)."""
     from planner.measure.microbench import _bench_shape, _Sync
     sync = _Sync(device)
-    scheme, points = plan or (probe_scheme(device), (MEMORY_PROBE, COMPUTE_PROBE))
+    scheme, points = plan or (probe_scheme(device), default_points(device))
     out = []
     for m, k, n in points:
         out += _bench_shape(scheme, (m,), k, n, device, flusher, reps, sync)
@@ -95,7 +104,7 @@ def _reference_time(prof: dict, scheme: str, m: int, k: int, n: int) -> float | 
 
 def probe_plan_for_sweep(ms, shapes, device: str) -> tuple[str, tuple[tuple[int, int, int], ...]]:
     """probe_plan before the sweep has run: the same points, chosen from the sweep's M values and shapes."""
-    default = (MEMORY_PROBE, COMPUTE_PROBE)
+    default = default_points(device)
     if all(m in ms and (k, n) in tuple(shapes) for m, k, n in default):
         return probe_scheme(device), default
     k, n = shapes[0]
