@@ -14,6 +14,7 @@ import pandas as pd
 from planner import catalog
 from planner.arch.pipeline import ModelPlan, compile_model
 from planner.efficiency import ENGINES
+from planner.energy import phase_power
 from planner.errors import PlannerError, check_positive_int
 from planner.parallel import check_parallel
 from planner.predict import evaluate, gpu_table, hw_arrays
@@ -131,15 +132,16 @@ def _bounds(plan, acc, precision, batch, i, o, tp, engine) -> dict:
     return out
 
 
-def roofline_rows(plan: ModelPlan, acc, precision: str, batch: int, i: int, o: int, tp: int, engine: str,
-                  phase: str) -> list[dict]:
-    """Per-op rows of one phase (decode: the step at the mean context). Empty if the model lacks the phase."""
+def _evaluate_one_phase(plan: ModelPlan, acc, precision: str, batch: int, i: int, o: int, tp: int, engine: str,
+                        phase: str):
+    """(phase plan, PhaseResult, tp, GpuTable, calibration) of one configuration on one accelerator, or None if
+    the model lacks the phase (decode: the step at the mean context)."""
     cal = catalog.load_calibration()
     eng = cal.engines[engine]
     p = plan.precision if phase != "vision" else plan.vision_precision
     comp = {"vision": plan.vision, "prefill": plan.prefill, "decode": plan.decode}[phase]
     if comp is None:
-        return []
+        return None
     table = gpu_table([acc], p, cal)
     one = np.zeros(1, dtype=int)
     if phase == "vision":
@@ -152,6 +154,28 @@ def roofline_rows(plan: ModelPlan, acc, precision: str, batch: int, i: int, o: i
     hw = hw_arrays(table, one, np.array([float(t)]))
     r = evaluate_phase(comp, hw, eng, cal.precision(p.id), b, s, c, t, cal.link_latency_s,
                        prec16=cal.precision(p.attn_dtype))
+    return comp, r, t, table, cal
+
+
+def phase_power_w(plan: ModelPlan, acc, precision: str, batch: int, i: int, o: int, tp: int, engine: str,
+                  phase: str) -> float | None:
+    """Predicted mean board power (W) of one GPU over one phase (planner.energy.phase_power of the phase's
+    utilisation), or None if the model lacks the phase."""
+    ev = _evaluate_one_phase(plan, acc, precision, batch, i, o, tp, engine, phase)
+    if ev is None:
+        return None
+    _, r, _, table, cal = ev
+    return float(phase_power(table.idle[0], table.tdp[0], r.peak_time_c[0], r.peak_time_m[0], r.time[0],
+                             cal.power.compute_weight, cal.power.memory_weight))
+
+
+def roofline_rows(plan: ModelPlan, acc, precision: str, batch: int, i: int, o: int, tp: int, engine: str,
+                  phase: str) -> list[dict]:
+    """Per-op rows of one phase (decode: the step at the mean context). Empty if the model lacks the phase."""
+    ev = _evaluate_one_phase(plan, acc, precision, batch, i, o, tp, engine, phase)
+    if ev is None:
+        return []
+    comp, r, t = ev[:3]
     bounds = r.bound()
     rows = []
     for k, op in enumerate(comp.ops):

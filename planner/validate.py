@@ -159,6 +159,25 @@ def _predicted_phase_rows(spec, precision: str, acc_id: str, meta: dict, phase: 
     return roofline_rows(plan, acc, p.id, meta["batch"], i, o, 1, "eager", phase)
 
 
+def _power_report(spec_scope, meta: dict, phase: str, acc_id: str) -> dict | None:
+    """Predicted vs measured mean board power of a phase at the measured scope, where the run read the board's
+    energy counter (CUDA with NVML: power.measured_phase_power), else None."""
+    measured = ((meta.get("phases") or {}).get(phase) or {}).get("power")
+    if not measured or not measured.get("power_w"):
+        return None
+    from planner import catalog
+    from planner.api import phase_power_w
+    from planner.arch.pipeline import compile_model
+    from planner.quant import load_precision
+    p = load_precision(meta["precision"])
+    i, o = meta.get("input_len") or 0, meta.get("output_len") or 0
+    pred = phase_power_w(compile_model(spec_scope, p, {}), catalog.load_gpu(acc_id), p.id, meta["batch"], i, o, 1,
+                         "eager", phase)
+    return {"predicted_w": pred, "measured_w": measured["power_w"], "error_pct": _pct(pred, measured["power_w"]),
+            "basis": "predicted: idle + (power limit - idle) x utilisation (planner.energy) on the profile's device; "
+                     "measured: " + measured.get("basis", "NVML")}
+
+
 def _sum_by_name(rows: list[dict]) -> dict[str, dict]:
     out: dict[str, dict] = {}
     for r in rows:
@@ -301,6 +320,9 @@ def _validate_core(meta: dict, mrows: list[dict], csv_path: Path, profile, with_
             r, s = _phase_report(spec, spec_scope, meta, rows_s, ph, acc_id)
             rows += r
             e2e[ph] = s
+            power = _power_report(spec_scope, meta, ph, acc_id)
+            if power is not None:
+                e2e[ph]["power"] = power
     if state is not None:
         with use_profile(prof_s, None if scale_to_state else state, int8) as acc_id:
             for ph in phases:

@@ -330,3 +330,60 @@ def test_a_run_is_validated_against_the_profile_of_its_time(campaign, tmp_path):
     assert validate_run(csv)["profile_date"] == prof["date"]
     assert find_profile(csv, {**meta, "profile_date_at_run": "2026-01-01T00:00:00+00:00"}) == current
     assert find_profile(csv, {k: v for k, v in meta.items() if k != "profile_date_at_run"}) == current
+
+
+def test_measured_phase_power_is_energy_over_wall_time():
+    from planner.measure.power import EnergyCounter, measured_phase_power
+    p = measured_phase_power([30.0, 50.0, None], [0.1, 0.15, 0.2])        # 80 J over 0.25 s; the unread one left out
+    assert p["power_w"] == pytest.approx(320.0) and p["repetitions"] == 2 and p["energy_j"] == 80.0
+    assert measured_phase_power([None, None], [0.1, 0.1]) is None
+    assert EnergyCounter("cpu")() is None                                   # no board counter on a CPU
+
+
+def test_time_phase_reads_the_energy_counter_around_unprofiled_repetitions():
+    """The board's energy counter is read before and after each unprofiled repetition (a counter that grows at
+    a fixed 250 W here: NVML is not on this machine), so the phase's power is its energy over those seconds."""
+    import torch
+
+    from planner.measure.models import STEP_REGION, region
+    from planner.measure.power import measured_phase_power
+    from planner.measure.profiler import Flusher, time_phase
+    a = torch.randn(128, 128)
+
+    def run_rep(flush):
+        flush()
+        with region(STEP_REGION):
+            with region("mlp_up"):
+                for _ in range(20):
+                    a @ a
+    reads = []
+
+    def energy():
+        reads.append(time.perf_counter())
+        return 250.0 * reads[-1]
+    t = time_phase("prefill", run_rep, steps=1, reps=3, warmup=1, device="cpu", flusher=Flusher("cpu", 1 << 20),
+                   op_names={"mlp_up"}, energy=energy)
+    assert len(reads) == 6 and len(t.rep_energy_j) == 3 and all(e > 0 for e in t.rep_energy_j)
+    p = measured_phase_power(t.rep_energy_j, t.rep_wall_s)
+    assert p["power_w"] == pytest.approx(250.0, rel=0.05)
+
+
+def test_validation_compares_measured_board_power(campaign, tmp_path):
+    """A run whose phases carry the board's measured power (a CUDA run with NVML) is validated against the
+    power model too: idle + (limit - idle) x utilisation on the profile's device, here the CPU profile's 100 W
+    limit assumption and 25 W idle (between which every prediction must lie)."""
+    import shutil
+
+    from planner.measure.runs import write_json
+    root, prof, runs, _, _ = campaign
+    dev = prof["device"]
+    shutil.copytree(root / dev, tmp_path / dev)
+    js = tmp_path / dev / Path(runs["fp32"]["json"]).relative_to(root / dev)
+    meta = read_run(js)[0]
+    meta["phases"]["prefill"]["power"] = {"power_w": 50.0, "energy_j": 5.0, "wall_s": 0.1, "repetitions": 2}
+    write_json(js, meta)
+    v = validate_run(js)
+    pw = v["e2e"]["prefill"]["power"]
+    assert 25.0 <= pw["predicted_w"] <= 100.0 and pw["measured_w"] == 50.0
+    assert pw["error_pct"] == pytest.approx((pw["predicted_w"] / 50.0 - 1) * 100)
+    assert "power" not in v["e2e"]["decode"]                               # no reading, no comparison

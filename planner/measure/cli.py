@@ -222,6 +222,10 @@ def print_validation(v: dict) -> None:
                 print(f"  {'':<19} at {'minima (best case)' if k == 'at_min' else 'medians'}: predicted "
                       f"{_fmt_ms(o['predicted_s'])} ms, measured {_fmt_ms(o['measured_s'])} ms, error "
                       f"{_fmt_pct(o['error_pct'])} %")
+        if s.get("power"):
+            pw = s["power"]
+            print(f"  {'':<19} board power: predicted {pw['predicted_w']:.0f} W, measured {pw['measured_w']:.0f} W "
+                  f"(NVML energy counter), error {_fmt_pct(pw['error_pct'])} %")
     if "request" in v:
         r = v["request"]
         print(f"  request (prefill + {v['output_len'] - 1} decode steps): predicted {r['predicted_s']:.3f} s, "

@@ -106,7 +106,7 @@ def measure_model(spec: ModelSpec, precision: str, *, batch: int = 1, input_len:
 
     from planner.measure import recipes as rc
     from planner.measure.models import STEP_REGION, build_model, region
-    from planner.measure.power import PowerSampler
+    from planner.measure.power import EnergyCounter, PowerSampler, measured_phase_power
     from planner.measure.profiler import Flusher, sync, time_phase
     from planner.measure.runs import command_line, device_id, device_info, now_iso, run_dir, write_csv, write_json
 
@@ -184,6 +184,7 @@ def measure_model(spec: ModelSpec, precision: str, *, batch: int = 1, input_len:
     steps_dec = max(output_len - 1, 1) if llm else 0
     total = (reps + warmup) * (2 if llm else 1)
     bar = _progress(total, f"{spec.id} {precision} b{batch}") if progress else None
+    energy = EnergyCounter(device)
     with torch.no_grad(), PowerSampler(device) as power:
         if llm:
             def prefill_rep(flush):
@@ -192,7 +193,8 @@ def measure_model(spec: ModelSpec, precision: str, *, batch: int = 1, input_len:
                     model(prompt, 0)
                     sync(device)
             timings.append(time_phase("prefill", prefill_rep, steps=1, reps=reps, warmup=warmup, device=device,
-                                      flusher=flusher, op_names=OP_NAMES, between=sample, trace_path=trace_path, progress=bar))
+                                      flusher=flusher, op_names=OP_NAMES, between=sample, trace_path=trace_path,
+                                      progress=bar, energy=energy))
             model(prompt, 0)                                     # fill the cache once
             nxt = torch.randint(0, a.vocab_size, (batch, 1), generator=gen).to(device)
 
@@ -203,7 +205,8 @@ def measure_model(spec: ModelSpec, precision: str, *, batch: int = 1, input_len:
                         model(nxt, input_len + k)
                         sync(device)
             timings.append(time_phase("decode", decode_rep, steps=steps_dec, reps=reps, warmup=warmup, device=device,
-                                      flusher=flusher, op_names=OP_NAMES, between=sample, progress=bar))
+                                      flusher=flusher, op_names=OP_NAMES, between=sample, progress=bar,
+                                      energy=energy))
         else:
             def vision_rep(flush):
                 flush()
@@ -211,7 +214,8 @@ def measure_model(spec: ModelSpec, precision: str, *, batch: int = 1, input_len:
                     model(images)
                     sync(device)
             timings.append(time_phase("vision", vision_rep, steps=1, reps=reps, warmup=warmup, device=device,
-                                      flusher=flusher, op_names=OP_NAMES, between=sample, trace_path=trace_path, progress=bar))
+                                      flusher=flusher, op_names=OP_NAMES, between=sample, trace_path=trace_path,
+                                      progress=bar, energy=energy))
     probes.append(run_probe(device, flusher, plan=plan))   # ... and after them
     if kplan:
         kprobes.append(run_probe(device, flusher, plan=kplan))
@@ -244,11 +248,13 @@ def measure_model(spec: ModelSpec, precision: str, *, batch: int = 1, input_len:
             "peak_memory_bytes": (torch.cuda.max_memory_allocated() if device.startswith("cuda")
                                   else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024),
             "peak_memory_kind": "torch.cuda.max_memory_allocated" if device.startswith("cuda") else "process max RSS",
-            "power": power.summary() if device.startswith("cuda") else None,
+            "power": ({**power.summary(), "energy_counter_error": energy.error}
+                      if device.startswith("cuda") else None),
             "phases": {t.phase: {"steps": t.steps, "step_times_s": t.step_unprofiled,
                                  "median_s": statistics.median(t.step_unprofiled), "min_s": min(t.step_unprofiled),
                                  "profiled_step_times_s": t.step_times, "wall_s": t.step_wall,
-                                 "cpu_share": t.cpu_share} for t in timings},
+                                 "cpu_share": t.cpu_share,
+                                 "power": measured_phase_power(t.rep_energy_j, t.rep_wall_s)} for t in timings},
             "cpu_share_note": "process CPU time / (wall time x threads) per repetition: well below 1 on a CPU "
                               "means other processes took cores during the run (contended timing)",
             "model_spec": spec.model_dump(mode="json")}

@@ -1,4 +1,10 @@
-"""Board power on NVIDIA GPUs through NVML (nvidia-ml-py), sampled in a thread during a run.
+"""Board power on NVIDIA GPUs through NVML (nvidia-ml-py): sampled in a thread over a whole run (PowerSampler), and
+per phase from the board's energy counter read around the phase's unprofiled repetitions (EnergyCounter).
+
+NVML's power reading is a one-second average on Hopper and newer boards (NVML API reference,
+nvmlDeviceGetPowerUsage), and a run's window holds idle seconds (model build, the profiler's post-processing):
+its mean says little about a phase. The energy counter (nvmlDeviceGetTotalEnergyConsumption, mJ since the driver
+loaded, Volta and newer) differenced around the timed repetitions gives each phase's mean power.
 
 Untested here (no GPU in CI); every NVML call is guarded so a machine without NVML gets ``None``s, not errors.
 """
@@ -70,3 +76,38 @@ class PowerSampler:
         energy = sum((b[0] - a[0]) * (a[1] + b[1]) / 2 for a, b in zip(self.samples, self.samples[1:]))
         return {"power_samples": len(w), "avg_power_w": energy / dur if dur else sum(w) / len(w),
                 "max_power_w": max(w), "energy_j": energy, "power_window_s": dur}
+
+
+class EnergyCounter:
+    """``counter()``: the board's cumulative energy in joules, or None (no NVML, not CUDA, or an old board)."""
+
+    def __init__(self, device: str):
+        self.error = None
+        self._nv = self._h = None
+        if not device.startswith("cuda"):
+            return
+        try:
+            self._nv, self._h = _handle(device)
+            self._nv.nvmlDeviceGetTotalEnergyConsumption(self._h)
+        except Exception as e:  # noqa: BLE001 - NVML missing or no counter: phases carry no power
+            self.error, self._nv = f"{type(e).__name__}: {e}", None
+
+    def __call__(self) -> float | None:
+        if self._nv is None:
+            return None
+        try:
+            return self._nv.nvmlDeviceGetTotalEnergyConsumption(self._h) / 1000.0
+        except Exception as e:  # noqa: BLE001
+            self.error, self._nv = f"{type(e).__name__}: {e}", None
+            return None
+
+
+def measured_phase_power(energy_j: list[float | None], wall_s: list[float]) -> dict | None:
+    """Mean board power over a phase's repetitions: their energy over their wall time (None without readings)."""
+    pairs = [(e, t) for e, t in zip(energy_j, wall_s) if e is not None and t > 0]
+    if not pairs:
+        return None
+    energy, wall = sum(e for e, _ in pairs), sum(t for _, t in pairs)
+    return {"power_w": energy / wall, "energy_j": energy, "wall_s": wall, "repetitions": len(pairs),
+            "basis": "NVML total-energy counter differenced around the phase's unprofiled repetitions (their "
+                     "cache flushes included)"}

@@ -61,6 +61,8 @@ class PhaseTiming:
     timer: str = "wall"
     step_wall: list[float] = field(default_factory=list)
     step_unprofiled: list[float] = field(default_factory=list)  # per repetition, without the profiler (CPU thread)
+    rep_energy_j: list = field(default_factory=list)   # per unprofiled repetition: board energy (J) or None
+    rep_wall_s: list[float] = field(default_factory=list)   # ... and its wall seconds
 
 
 def timer_for(device: str) -> str:
@@ -235,13 +237,15 @@ def _only_subregions(e, op_names) -> bool:
 
 
 def time_phase(phase: str, run_rep, *, steps: int, reps: int, warmup: int, device: str, flusher: Flusher,
-               op_names: set[str], trace_path: Path | None = None, progress=None, between=None) -> PhaseTiming:
+               op_names: set[str], trace_path: Path | None = None, progress=None, between=None,
+               energy=None) -> PhaseTiming:
     """``run_rep(flush)`` runs ``steps`` forward passes, each inside a STEP_REGION and preceded by ``flush()``.
     Warm-up repetitions are not recorded; each timed repetition runs once without the profiler (the end-to-end
     step time) and once profiled (the op rows), after ``between()`` if given. When ``between()`` returns True
     (it handed the freed heap back: allocator.MemoryGuard) an untimed repetition runs first, faulting the
     activations in again as the warm-up did: on this project's CPU a 2-layer batch-16 prefill of 512 tokens timed
-    right after a trim paid ~1 s of page faults per fused MLP GEMM output (721 MB) that a warm heap does not."""
+    right after a trim paid ~1 s of page faults per fused MLP GEMM output (721 MB) that a warm heap does not.
+    ``energy()`` (power.EnergyCounter: cumulative joules or None) is read around each unprofiled repetition."""
     cuda = device.startswith("cuda")
     timer = timer_for(device)
     for _ in range(warmup):
@@ -255,13 +259,19 @@ def time_phase(phase: str, run_rep, *, steps: int, reps: int, warmup: int, devic
     step_wall: list[float] = []
     shares: list[float] = []
     unprofiled: list[float] = []
+    rep_energy: list = []
+    rep_wall: list[float] = []
     threads = torch.get_num_threads()
     for r in range(reps):
         # e.g. a device-state probe sample, spread over the repetitions; True: the heap was handed back
         if between is not None and between():
             run_rep(flusher)                 # untimed: fault the activations in again
             sync(device)
+        e0, w0 = (energy() if energy else None), time.perf_counter()
         unprofiled.append(_unprofiled_rep(run_rep, flusher, op_names, device, steps, timer))
+        e1 = energy() if energy else None
+        rep_wall.append(time.perf_counter() - w0)
+        rep_energy.append(e1 - e0 if e0 is not None and e1 is not None else None)
         prof = profile(activities=_activities(device), record_shapes=True, with_flops=True)
         rec = CpuTimeRecorder(op_names)
         with _quiet_stderr():
@@ -294,7 +304,7 @@ def time_phase(phase: str, run_rep, *, steps: int, reps: int, warmup: int, devic
                               times=[a.get((name, scope), [0.0])[0] / steps for a in timed],
                               wall=[a.get((name, scope), [0.0])[0] / steps for a in per_rep],
                               flops=first[2] / steps, kernels=int(first[3] / steps)))
-    return PhaseTiming(phase, steps, rows, step_times, shares, timer, step_wall, unprofiled)
+    return PhaseTiming(phase, steps, rows, step_times, shares, timer, step_wall, unprofiled, rep_energy, rep_wall)
 
 
 def _unprofiled_rep(run_rep, flusher, op_names, device: str, steps: int, timer: str) -> float:
