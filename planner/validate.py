@@ -122,8 +122,10 @@ def _run_root(csv_path: Path, meta: dict) -> Path:
 
 def find_profile(csv_path: Path, meta: dict) -> Path:
     """The device profile a run is validated against: the one that was in place when it was measured
-    (``profile_date_at_run``; kept under <device>/profiles/ once a newer microbench replaced it), else the
-    device's current one (runs from before 2026-11-23 05:00 UTC did not record theirs)."""
+    (``profile_date_at_run``; kept under <device>/profiles/ once a newer microbench replaced it). Runs from before
+    2026-11-23 05:00 UTC did not record theirs: for them the latest profile measured before the run among those
+    kept (what was in place then, as far as it was kept), else the earliest kept. The device's current profile
+    is the last resort."""
     from planner.errors import PlannerError
     from planner.measure.runs import archived_profile_path, profile_path
     for root in (_run_root(csv_path, meta), MEASUREMENTS_ROOT):
@@ -132,10 +134,31 @@ def find_profile(csv_path: Path, meta: dict) -> Path:
             kept = archived_profile_path(p, str(meta["profile_date_at_run"]))
             if kept.is_file():
                 return kept
+        elif meta.get("date"):
+            nearest = _profile_before(p, str(meta["date"]))
+            if nearest is not None:
+                return nearest
         if p.is_file():
             return p
     raise PlannerError(f"no device profile for '{meta['device']}' (looked for {profile_path(_run_root(csv_path, meta), meta['device'])}): "
                        f"run planner microbench on that device first, or pass --profile")
+
+
+def _profile_before(current: Path, run_date: str) -> Path | None:
+    """Among a device's profiles (the current one and those kept under profiles/), the latest measured at or
+    before ``run_date`` (ISO), else the earliest; None when there are none."""
+    import json
+    dated = []
+    for f in [current] + sorted(current.parent.glob("profiles/profile-*.json")):
+        try:
+            dated.append((str(json.loads(f.read_text(encoding="utf-8"))["date"]), f))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    if not dated:
+        return None
+    dated.sort()
+    before = [f for d, f in dated if d <= run_date]
+    return before[-1] if before else dated[0][1]
 
 
 def _scoped_spec(spec, layers: int):

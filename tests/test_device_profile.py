@@ -382,3 +382,29 @@ def test_a_scheme_that_fails_is_skipped_and_named_not_fatal():
     assert list(skipped) == ["no-such-kernel"] and "ValueError" in skipped["no-such-kernel"]
     with pytest.raises(ValueError):
         bench_gemm_interleaved(["no-such-kernel"], (1,), ((64, 32),), "cpu", flusher, 1, sync)
+
+
+def test_a_cpu_profiles_host_costs_follow_the_run_state():
+    """On a CPU the launch cost, the eager ops' fixed cost per call and a GEMV's fixed cost per call are host
+    work: a run whose probes read the host at x2 gets them halved, like its GEMM peaks doubled. On a GPU they are
+    the host's launch path, which a GPU probe does not measure: unchanged."""
+    prof = {**_profile(), "launch_overhead_s": 4e-6, "eager_op_overhead_s": {"norm": 200e-6, "rope": 300e-6}}
+    g = prof["gemm"]["fp32"]
+    g["points"] = [{**p, "seconds": p["seconds"] + 1e-3, "median_s": p["median_s"] + 1e-3} if p["m"] == 1 else p
+                   for p in g["points"]]            # a GEMV's fixed cost per call: 1 ms
+    g["points"].append({**g["points"][0], "n": 22016, "weight_bytes": 4096 * 22016 * 4,
+                        "act_bytes": 4096 * 4 + 22016 * 4, "seconds": _time(1, 4096, 22016) + 1e-3,
+                        "median_s": _time(1, 4096, 22016) + 1e-3})
+    state = {"compute": 2.0, "memory": 1.5}
+    _, cal0 = roofline_for_profile(prof)
+    acc2, cal2 = roofline_for_profile(prof, state)
+    assert acc2.peak_dense.fp32_tflops * 1e12 == pytest.approx(2 * PEAK)
+    e0, e2 = cal0.engines["eager"], cal2.engines["eager"]
+    assert e2.launch_overhead_s == pytest.approx(e0.launch_overhead_s / 2)
+    assert dict(e2.op_overhead_s) == pytest.approx({"norm": 100e-6, "rope": 150e-6})
+    assert cal0.precisions["fp32"].call_overhead_s == pytest.approx(1e-3, rel=0.05)
+    assert cal2.precisions["fp32"].call_overhead_s == pytest.approx(cal0.precisions["fp32"].call_overhead_s / 2)
+    gpu = {**prof, "meta": {**prof["meta"], "kind": "gpu"}}
+    _, cal_g = roofline_for_profile(gpu, state)
+    assert cal_g.engines["eager"].launch_overhead_s == pytest.approx(4e-6)
+    assert dict(cal_g.engines["eager"].op_overhead_s) == pytest.approx({"norm": 200e-6, "rope": 300e-6})

@@ -312,7 +312,8 @@ def test_runs_record_the_profile_they_were_measured_beside(campaign):
 
 def test_a_run_is_validated_against_the_profile_of_its_time(campaign, tmp_path):
     """Once a newer microbench has replaced the profile a run was measured beside, validation still finds that
-    one (kept under profiles/ by its date); a run whose profile was never kept gets the current one."""
+    one (kept under profiles/ by its date); a run whose profile was never kept gets the current one, and one
+    that did not record its profile the latest kept before it."""
     import shutil
 
     from planner.measure.runs import archive_profile
@@ -329,7 +330,12 @@ def test_a_run_is_validated_against_the_profile_of_its_time(campaign, tmp_path):
     assert find_profile(csv, meta) == kept
     assert validate_run(csv)["profile_date"] == prof["date"]
     assert find_profile(csv, {**meta, "profile_date_at_run": "2026-01-01T00:00:00+00:00"}) == current
-    assert find_profile(csv, {k: v for k, v in meta.items() if k != "profile_date_at_run"}) == current
+    # a run that did not record its profile: the latest one measured before it (the 2099 one is after it), and
+    # for a run older than every profile kept, the earliest
+    unrecorded = {k: v for k, v in meta.items() if k != "profile_date_at_run"}
+    assert find_profile(csv, unrecorded) == kept
+    assert find_profile(csv, {**unrecorded, "date": "2000-01-01T00:00:00+00:00"}) == kept
+    assert find_profile(csv, {**unrecorded, "date": "2100-01-01T00:00:00+00:00"}) == current
 
 
 def test_measured_phase_power_is_energy_over_wall_time():

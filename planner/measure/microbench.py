@@ -535,7 +535,7 @@ def _calibrated_ids(prof: dict, scheme: str) -> tuple[str, ...]:
     return pids
 
 
-def _precision_effs(prof: dict, bw: float, int8_scheme: str = "int8") -> dict[str, dict]:
+def _precision_effs(prof: dict, bw: float, int8_scheme: str = "int8", r_host: float = 1.0) -> dict[str, dict]:
     slots = slot_rates(prof, int8_scheme)
     out = {"default": {"gemm_scale": 1.0, "mem_scale": 1.0,
                        "basis": "measured profile: GEMM rates are the dtype peaks themselves"}}
@@ -547,7 +547,7 @@ def _precision_effs(prof: dict, bw: float, int8_scheme: str = "int8") -> dict[st
         eff = {"gemm_scale": min(max(fit["peak_flops_s"] / slots[slot], 0.01), 1.5),
                "mem_scale": min(max(fit["stream_bytes_s"] / (bw * plain_read_frac(prof)), 0.01), 1.5),
                "overlap_p": fit["overlap_p"],
-               "eff_by_intensity": fit["eff_by_intensity"], "call_overhead_s": min(fit["call_overhead_s"], 0.1),
+               "eff_by_intensity": fit["eff_by_intensity"], "call_overhead_s": min(fit["call_overhead_s"], 0.1) / r_host,
                "basis": f"measured: {scheme} GEMM sweep (large-M rate / {slot} slot, compute efficiency per swept M, "
                         f"overlap exponent fitted; MdAPE {fit['mdape_pct']:.1f} % over {fit['points']} points), "
                         "M=1 GEMV line: streaming rate / read bandwidth and fixed cost per call"}
@@ -566,18 +566,47 @@ def _rate_to_slot(rates: dict, slots: dict, fp32_only: bool = False) -> float | 
     return None
 
 
+# How a run's probed device state scales a CPU profile's fixed costs (launch, eager small ops' fixed cost per
+# call, a GEMV's fixed cost per call): they are host work, slowed or sped up with the host like its GEMMs, so they
+# scale by the compute ratio; on a GPU they are the host's launch path, which a GPU probe does not see (1.0).
+HOST_COSTS_SCALE_WITH_STATE = True
+# The eager ops' body factors (measured body / roofline body) are a property of the profile: taken against the
+# profile's own, unscaled roofline, so that the bodies then follow the run's state like the rest of the step.
+BODY_SCALES_UNSCALED = True
+
+
 def roofline_for_profile(prof: dict, state: dict | None = None, int8_scheme: str = "int8"):
     """(Accelerator, Calibration) of a measured profile; see the module docstring. ``state`` (probe.device_state)
-    scales the peaks by its compute ratio and the bandwidth by its memory ratio: the device as it ran.
+    scales the peaks by its compute ratio and the bandwidth by its memory ratio, and on a CPU the host's fixed
+    costs by the compute ratio (HOST_COSTS_SCALE_WITH_STATE): the device as it ran.
     ``int8_scheme``: the sweep that stands for the int8 slot and w8a8 (int8_scheme_for a run's backend)."""
-    from planner import catalog
     from planner.efficiency import Calibration
-    from planner.specs import Accelerator
-    meta = prof["meta"]
     slots = slot_rates(prof, int8_scheme)
     if "fp32" not in slots:
         raise PlannerError(f"profile of {prof.get('device')} has no fp32 GEMM rate")
     bw = read_bandwidth(prof)
+    gpu = prof["meta"].get("kind") == "gpu"
+    r_host = state["compute"] if state and not gpu and HOST_COSTS_SCALE_WITH_STATE else 1.0
+    acc = _profile_accelerator(prof, slots, bw, state, int8_scheme)
+    data = _profile_calibration_data(prof, slots, bw, int8_scheme, r_host)
+    cal = Calibration.model_validate(data)
+    if prof.get("eager_op_bodies"):
+        if state and BODY_SCALES_UNSCALED:
+            acc0 = _profile_accelerator(prof, slots, bw, None, int8_scheme)
+            cal0 = Calibration.model_validate(_profile_calibration_data(prof, slots, bw, int8_scheme, 1.0))
+        else:
+            acc0, cal0 = acc, cal
+        scales = _eager_body_scales(prof["eager_op_bodies"], acc0, cal0)
+        data["engines"] = {e: {**eng, "op_body_scale": scales} for e, eng in data["engines"].items()}
+        data["fitted_parameters"] = data["fitted_parameters"] + ["engines.*.op_body_scale (measured eager op bodies)"]
+        cal = Calibration.model_validate(data)
+    return acc, cal
+
+
+def _profile_accelerator(prof: dict, slots: dict, bw: float, state: dict | None, int8_scheme: str):
+    """The session Accelerator of a profile: measured peaks and bandwidth, scaled to ``state`` if given."""
+    from planner.specs import Accelerator
+    meta = prof["meta"]
     r_c, r_m = (state["compute"], state["memory"]) if state else (1.0, 1.0)
     # the int8 kernel's own probe, where the run took one of the sweep that stands for the int8 slot
     kern = (state or {}).get("kernel")
@@ -594,7 +623,7 @@ def roofline_for_profile(prof: dict, state: dict | None = None, int8_scheme: str
         src += (f", scaled to the device state of a run (compute x{r_c:.3f}, memory x{r_m:.3f}: "
                 f"{state.get('basis', 'probe')}"
                 + (f"; int8 GEMMs x{r_i8:.3f}: {kern['basis']}" if kern and r_i8 is not r_c else "") + ")")
-    acc = Accelerator.model_validate({
+    return Accelerator.model_validate({
         "id": measured_id(prof["device"]), "name": f"{meta.get('name', prof['device'])} (measured profile)",
         "vendor": "NVIDIA" if gpu else "measured", "kind": "gpu" if gpu else "cpu", "family": "measured",
         "form_factor": "measured device profile", "launch_year": 2024, "peak_dense": peaks,
@@ -611,6 +640,12 @@ def roofline_for_profile(prof: dict, state: dict | None = None, int8_scheme: str
                     "power": "NVML power limit and idle reading" if gpu and meta.get("power_limit_w")
                     else "assumption: not measured (power is not validated on this device)",
                     "launch_year": "assumption: placeholder, not used by the model"}})
+
+
+def _profile_calibration_data(prof: dict, slots: dict, bw: float, int8_scheme: str, r_host: float) -> dict:
+    """The Calibration (as a dict) of a profile: engine fractions 1.0 on the measured peaks, measured ratios for
+    the rest, the host's fixed costs divided by ``r_host`` (the run's compute ratio on a CPU, else 1)."""
+    from planner import catalog
     base = catalog.load_calibration()
     fp32 = slots["fp32"]
     attn = prof.get("attention_flops_s", {})
@@ -621,10 +656,11 @@ def roofline_for_profile(prof: dict, state: dict | None = None, int8_scheme: str
            "attn_compute_frac": max(min(statistics.mean(attn_fracs), 1.0), 1e-3) if attn_fracs else 1.0,
            "vector_compute_frac": max(min(prof["vector_flops_s"] / fp32, 1.0), 1e-4),
            "pool_compute_frac": max(min(pool, 1.0), 1e-5) if pool else None,
-           "mem_frac": plain_read_frac(prof), "link_frac": 1.0, "launch_overhead_s": min(prof["launch_overhead_s"], 1e-3),
+           "mem_frac": plain_read_frac(prof), "link_frac": 1.0, "launch_overhead_s": min(prof["launch_overhead_s"], 1e-3) / r_host,
            "step_overhead_s": 0.0, "request_overhead_s": 0.0, "overlap_p": fit_overlap(prof),
            "fused_elementwise_frac": 0.0,
-           "op_overhead_s": tuple((n, min(t, 0.1)) for n, t in sorted(prof.get("eager_op_overhead_s", {}).items()))}
+           "op_overhead_s": tuple((n, min(t, 0.1) / r_host)
+                                 for n, t in sorted(prof.get("eager_op_overhead_s", {}).items()))}
     data = base.model_dump()
     data.update(description=f"measured profile of {prof['device']} ({prof['date']}): engine fractions 1.0 on measured "
                             "peaks; conv, attention, vector and pooling fractions are measured ratios to those peaks",
@@ -632,14 +668,8 @@ def roofline_for_profile(prof: dict, state: dict | None = None, int8_scheme: str
                 fitted_parameters=["precisions.*.eff_by_intensity (per swept M)",
                                    "precisions.*.overlap_p", "engines.*.overlap_p (the fp32 one)"],
                 engines={e: eng for e in ("optimized", "compiled", "eager")},
-                precisions=_precision_effs(prof, bw, int8_scheme))
-    cal = Calibration.model_validate(data)
-    if prof.get("eager_op_bodies"):
-        scales = _eager_body_scales(prof["eager_op_bodies"], acc, cal)
-        data["engines"] = {e: {**eng, "op_body_scale": scales} for e in data["engines"]}
-        data["fitted_parameters"] = data["fitted_parameters"] + ["engines.*.op_body_scale (measured eager op bodies)"]
-        cal = Calibration.model_validate(data)
-    return acc, cal
+                precisions=_precision_effs(prof, bw, int8_scheme, r_host))
+    return data
 
 
 def _eager_body_scales(bench: dict, acc, cal) -> tuple[tuple[str, float], ...]:

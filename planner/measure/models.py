@@ -166,6 +166,7 @@ class DecoderModel(nn.Module):
     def allocate(self, batch: int, max_len: int, kv_dtype=None) -> None:
         """KV caches (and rotary tables) for ``batch`` sequences of up to ``max_len`` tokens."""
         dev = self.embed.weight.device
+        self.caches = []        # the old caches go first: a batch-64 Llama-2-7B cache is 19 GB, not to be held twice
         self.caches = [KVCache(batch, self.a.n_kv_heads, max_len, self.a.hd, kv_dtype or self.dtype, dev)
                        for _ in self.layers]
         self.rope = rope_tables(max_len, self.a.hd, dev) if self.a.position == "rope" else None
