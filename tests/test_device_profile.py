@@ -408,3 +408,17 @@ def test_a_cpu_profiles_host_costs_follow_the_run_state():
     _, cal_g = roofline_for_profile(gpu, state)
     assert cal_g.engines["eager"].launch_overhead_s == pytest.approx(4e-6)
     assert dict(cal_g.engines["eager"].op_overhead_s) == pytest.approx({"norm": 200e-6, "rope": 300e-6})
+
+
+def test_a_profile_far_from_the_one_it_replaces_is_flagged():
+    """planner microbench compares the host's speed during the new profile (its reference probes) with the
+    profile it replaces: at half the speed it warns (a profile of a slow spell), at 10 % off it does not."""
+    from planner.measure.probe import drift_note, vs_previous
+    old = _profile()
+    slow = {**_profile(), "date": "2026-11-23T07:53:00+00:00", "probe_reference": [_probe(2.0, 2.0)] * 3}
+    r = vs_previous(slow, old)
+    assert r["compute"] == pytest.approx(0.5, rel=1e-3) and r["memory"] == pytest.approx(0.5, rel=1e-3)
+    assert "x0.50" in drift_note(r) and r["previous_date"] == old["date"]
+    near = {**slow, "probe_reference": [_probe(1.1, 0.95)] * 3}
+    assert drift_note(vs_previous(near, old)) is None
+    assert vs_previous(slow, None) is None and drift_note(None) is None

@@ -100,6 +100,12 @@ def cmd_microbench(args) -> int:
     prof = run_microbench(device, quick=args.quick, reps=args.reps, progress=bar)
     bar.close()
     path = profile_path(_root(args.out), prof["device"])
+    from planner.measure.probe import drift_note, unsteady_note, vs_previous
+    try:
+        old = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except (OSError, ValueError):
+        old = None
+    prof["vs_previous"] = vs_previous(prof, old)
     kept = archive_profile(path)
     write_json(path, prof)
     if kept is not None and not args.json:
@@ -125,10 +131,9 @@ def cmd_microbench(args) -> int:
               + ", ".join(f"{k} {v * 1e6:.0f} us" for k, v in eager.items()))
     print(f"roofline overlap p = {prof['overlap_p']:g} (fitted to this GEMM sweep, MdAPE {prof['gemm_fit_mdape_pct']:.1f} %); "
           f"session accelerator id: {acc.id}")
-    from planner.measure.probe import unsteady_note
-    note = unsteady_note(prof)
-    if note:
-        print(f"warning: {note}")
+    for note in (unsteady_note(prof), drift_note(prof["vs_previous"])):
+        if note:
+            print(f"warning: {note}")
     return 0
 
 

@@ -237,3 +237,33 @@ def kernel_state(prof: dict, probes: list[dict] | None) -> dict | None:
         return None
     return {"scheme": key[0], "compute": t_ref / t_run, "samples": len(xs),
             "basis": f"{key[0]} GEMM M={key[1]} K={key[2]} N={key[3]}: {how} / median of {len(xs)} run-time samples"}
+
+
+DRIFT_TOL = 1.3   # a new profile this far (either way) from the one it replaces is suspect
+
+
+def vs_previous(new: dict, old: dict | None) -> dict | None:
+    """{'compute', 'memory', 'previous_date'}: the host's speed while ``new`` was measured over its speed while
+    ``old`` was (its reference probes taken as run samples against ``old``: < 1, the new profile's host was
+    slower), or None where either lacks the probes."""
+    if not old or not new.get("probe_reference"):
+        return None
+    st = device_state(old, new["probe_reference"])
+    if st is None:
+        return None
+    return {"compute": st["compute"], "memory": st["memory"], "previous_date": old.get("date")}
+
+
+def drift_note(r: dict | None) -> str | None:
+    """A one-line warning when vs_previous leaves 1/DRIFT_TOL..DRIFT_TOL, else None. On this project's VM a
+    profile was once measured through ten minutes in which the host ran 2.3x slower than during the runs after
+    it: scaled to the runs' probed state they still missed by up to 35 %, as measured by up to 212 %."""
+    if not r:
+        return None
+    off = {k: r[k] for k in ("compute", "memory") if not 1 / DRIFT_TOL <= r[k] <= DRIFT_TOL}
+    if not off:
+        return None
+    what = ", ".join(f"{k} x{v:.2f}" for k, v in off.items())
+    return (f"this profile read the host at {what} of the profile of {r['previous_date']} it replaces: the host "
+            "may have been in a slow (or fast) spell; runs are scaled to the state they probe, but a profile far "
+            "from the host's usual state skews what it measured: run planner microbench again")
