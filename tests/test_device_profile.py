@@ -416,9 +416,14 @@ def test_a_profile_far_from_the_one_it_replaces_is_flagged():
     from planner.measure.probe import drift_note, vs_previous
     old = _profile()
     slow = {**_profile(), "date": "2026-11-23T07:53:00+00:00", "probe_reference": [_probe(2.0, 2.0)] * 3}
-    r = vs_previous(slow, old)
+    r = vs_previous(slow, [old])
     assert r["compute"] == pytest.approx(0.5, rel=1e-3) and r["memory"] == pytest.approx(0.5, rel=1e-3)
-    assert "x0.50" in drift_note(r) and r["previous_date"] == old["date"]
+    assert "x0.50" in drift_note(r) and r["previous_dates"] == [old["date"]]
     near = {**slow, "probe_reference": [_probe(1.1, 0.95)] * 3}
-    assert drift_note(vs_previous(near, old)) is None
-    assert vs_previous(slow, None) is None and drift_note(None) is None
+    assert drift_note(vs_previous(near, [old])) is None
+    assert vs_previous(slow, []) is None and drift_note(None) is None
+    # the usual speed is the median over the profiles before: one slow profile among three does not make a
+    # normal new one look fast
+    normal = {**_profile(), "probe_reference": [_probe(1.0, 1.0)] * 3}
+    assert drift_note(vs_previous(normal, [slow, old, old])) is None
+    assert drift_note(vs_previous(normal, [slow])) is not None

@@ -88,6 +88,17 @@ def _root(out) -> Path:
     return Path(out) if out else MEASUREMENTS_DIR
 
 
+def _previous_profiles(path: Path) -> list[dict]:
+    """The device's profiles before a new one, newest first: the current one and those kept under profiles/."""
+    out = []
+    for f in [path] + sorted(path.parent.glob("profiles/profile-*.json"), reverse=True):
+        try:
+            out.append(json.loads(f.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            continue
+    return sorted((p for p in out if isinstance(p, dict)), key=lambda p: str(p.get("date", "")), reverse=True)
+
+
 def cmd_microbench(args) -> int:
     from planner.measure.harness import _progress, check_device
     from planner.measure.microbench import roofline_for_profile, run_microbench
@@ -101,11 +112,7 @@ def cmd_microbench(args) -> int:
     bar.close()
     path = profile_path(_root(args.out), prof["device"])
     from planner.measure.probe import drift_note, unsteady_note, vs_previous
-    try:
-        old = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-    except (OSError, ValueError):
-        old = None
-    prof["vs_previous"] = vs_previous(prof, old)
+    prof["vs_previous"] = vs_previous(prof, _previous_profiles(path))
     kept = archive_profile(path)
     write_json(path, prof)
     if kept is not None and not args.json:

@@ -239,31 +239,42 @@ def kernel_state(prof: dict, probes: list[dict] | None) -> dict | None:
             "basis": f"{key[0]} GEMM M={key[1]} K={key[2]} N={key[3]}: {how} / median of {len(xs)} run-time samples"}
 
 
-DRIFT_TOL = 1.3   # a new profile this far (either way) from the one it replaces is suspect
+DRIFT_TOL = 1.3   # a new profile this far (either way) from the host's usual speed is suspect
+DRIFT_PROFILES = 3   # the usual speed: the median over this many profiles before it
 
 
-def vs_previous(new: dict, old: dict | None) -> dict | None:
-    """{'compute', 'memory', 'previous_date'}: the host's speed while ``new`` was measured over its speed while
-    ``old`` was (its reference probes taken as run samples against ``old``: < 1, the new profile's host was
-    slower), or None where either lacks the probes."""
-    if not old or not new.get("probe_reference"):
+def vs_previous(new: dict, olds) -> dict | None:
+    """{'compute', 'memory', 'previous_dates'}: the host's speed while ``new`` was measured over its usual speed
+    in the profiles before it (``olds``, newest first, the last DRIFT_PROFILES of them): per profile, ``new``'s
+    reference probes taken as run samples against it (< 1: the new profile's host was slower), then the median
+    over them, so that one odd profile before does not make a normal new one look odd. None where they lack the
+    probes."""
+    import statistics
+    if isinstance(olds, dict):
+        olds = [olds]
+    if not new.get("probe_reference"):
         return None
-    st = device_state(old, new["probe_reference"])
-    if st is None:
+    states = [st for st in (device_state(o, new["probe_reference"]) for o in (olds or [])[:DRIFT_PROFILES] if o)
+              if st is not None]
+    if not states:
         return None
-    return {"compute": st["compute"], "memory": st["memory"], "previous_date": old.get("date")}
+    return {"compute": statistics.median(st["compute"] for st in states),
+            "memory": statistics.median(st["memory"] for st in states),
+            "previous_dates": [o.get("date") for o in (olds or [])[:DRIFT_PROFILES] if o]}
 
 
 def drift_note(r: dict | None) -> str | None:
     """A one-line warning when vs_previous leaves 1/DRIFT_TOL..DRIFT_TOL, else None. On this project's VM a
     profile was once measured through ten minutes in which the host ran 2.3x slower than during the runs after
-    it: scaled to the runs' probed state they still missed by up to 35 %, as measured by up to 212 %."""
+    it (x0.52 of the profile before it, which had read 0.93-1.02 of its own predecessors): scaled to the runs'
+    probed state they still missed by up to 35 %, as measured by up to 212 %."""
     if not r:
         return None
     off = {k: r[k] for k in ("compute", "memory") if not 1 / DRIFT_TOL <= r[k] <= DRIFT_TOL}
     if not off:
         return None
     what = ", ".join(f"{k} x{v:.2f}" for k, v in off.items())
-    return (f"this profile read the host at {what} of the profile of {r['previous_date']} it replaces: the host "
+    dates = ", ".join(str(d) for d in (r.get("previous_dates") or [r.get("previous_date")]))  # 08:30's: one date
+    return (f"this profile read the host at {what} of its speed in the profiles before it ({dates}): the host "
             "may have been in a slow (or fast) spell; runs are scaled to the state they probe, but a profile far "
             "from the host's usual state skews what it measured: run planner microbench again")
