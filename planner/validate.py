@@ -161,6 +161,18 @@ def _profile_before(current: Path, run_date: str) -> Path | None:
     return before[-1] if before else dated[0][1]
 
 
+def _with_drift(prof: dict, path: Path) -> dict:
+    """The profile with ``vs_previous`` taken against the device's profiles measured before it (kept beside it),
+    as planner microbench takes it now: profiles from before that check, or from its first form (against the
+    one profile replaced), get the current reading."""
+    from planner.measure.probe import vs_previous
+    from planner.measure.runs import device_profiles
+    current = path if path.name == "profile.json" else path.parent.parent / "profile.json"
+    before = [p for p in device_profiles(current) if str(p.get("date", "")) < str(prof.get("date", ""))]
+    r = vs_previous(prof, before)
+    return {**prof, "vs_previous": r} if r is not None else prof
+
+
 def _scoped_spec(spec, layers: int):
     """The model with only the measured layers (the run's scope)."""
     a = spec.arch
@@ -319,7 +331,7 @@ def scales_by_default(profile: dict) -> bool:
 def _validate_core(meta: dict, mrows: list[dict], csv_path: Path, profile, with_speedups: bool = True,
                    statistic: str = "median", scale_to_state: bool | None = None) -> dict:
     from planner.measure.microbench import STATISTICS, int8_scheme_for, profile_at, use_profile
-    from planner.measure.probe import device_state, kernel_state, unsteady_note
+    from planner.measure.probe import device_state, drift_note, kernel_state, unsteady_note
     from planner.specs import ModelSpec
     spec = ModelSpec.model_validate(meta["model_spec"])
     spec_scope = _scoped_spec(spec, meta["layers_measured"])
@@ -366,6 +378,7 @@ def _validate_core(meta: dict, mrows: list[dict], csv_path: Path, profile, with_
            "statistic": statistic, "typical_missing": prof_s.get("typical_missing", []),
            "scaled_to_device_state": bool(scale_to_state and state),
            "device_state": state, "profile_unsteady": unsteady_note(profile),
+           "profile_drift": drift_note(profile.get("vs_previous")),
            "op_mdape_pct": _median(apes),
            "e2e_abs_pct_error": {ph: abs(s["error_pct"]) for ph, s in e2e.items()},
            "e2e": e2e, "cpu_share": {ph: v.get("cpu_share") for ph, v in meta.get("phases", {}).items()}}
@@ -394,5 +407,6 @@ def validate_run(path, profile_file: Path | None = None, statistic: str = "media
     from planner.measure.runs import read_run, resolve_run
     csv_path, _ = resolve_run(path)
     meta, mrows = read_run(path)
-    prof = load_profile(profile_file or find_profile(csv_path, meta))
+    prof_path = profile_file or find_profile(csv_path, meta)
+    prof = _with_drift(load_profile(prof_path), Path(prof_path))
     return _validate_core(meta, mrows, csv_path, prof, statistic=statistic, scale_to_state=scale_to_state)

@@ -393,3 +393,26 @@ def test_validation_compares_measured_board_power(campaign, tmp_path):
     assert 25.0 <= pw["predicted_w"] <= 100.0 and pw["measured_w"] == 50.0
     assert pw["error_pct"] == pytest.approx((pw["predicted_w"] / 50.0 - 1) * 100)
     assert "power" not in v["e2e"]["decode"]                               # no reading, no comparison
+
+
+def test_validation_warns_when_the_profile_was_taken_in_a_slow_spell(campaign, tmp_path):
+    """planner validate compares the run's profile with the device's profiles measured before it (kept under
+    profiles/): one that read the host at half their speed is named in a warning; a profile with nothing before
+    it gets none."""
+    import copy
+    import shutil
+
+    from planner.measure.runs import archived_profile_path, write_json
+    root, prof, runs, _, _ = campaign
+    dev = prof["device"]
+    shutil.copytree(root / dev, tmp_path / dev)
+    csv = tmp_path / dev / Path(runs["fp32"]["csv"]).relative_to(root / dev)
+    assert validate_run(csv)["profile_drift"] is None
+    fast = copy.deepcopy(prof)
+    fast["date"] = "2026-01-01T00:00:00+00:00"
+    for pr in fast["probe_reference"]:
+        for pt in pr["points"]:
+            pt["seconds"] /= 2.0                       # the host ran twice as fast then
+    write_json(archived_profile_path(profile_path(tmp_path, dev), fast["date"]), fast)
+    note = validate_run(csv)["profile_drift"]
+    assert note is not None and "x0.50" in note and "2026-01-01" in note

@@ -88,17 +88,6 @@ def _root(out) -> Path:
     return Path(out) if out else MEASUREMENTS_DIR
 
 
-def _previous_profiles(path: Path) -> list[dict]:
-    """The device's profiles before a new one, newest first: the current one and those kept under profiles/."""
-    out = []
-    for f in [path] + sorted(path.parent.glob("profiles/profile-*.json"), reverse=True):
-        try:
-            out.append(json.loads(f.read_text(encoding="utf-8")))
-        except (OSError, ValueError):
-            continue
-    return sorted((p for p in out if isinstance(p, dict)), key=lambda p: str(p.get("date", "")), reverse=True)
-
-
 def cmd_microbench(args) -> int:
     from planner.measure.harness import _progress, check_device
     from planner.measure.microbench import roofline_for_profile, run_microbench
@@ -112,7 +101,8 @@ def cmd_microbench(args) -> int:
     bar.close()
     path = profile_path(_root(args.out), prof["device"])
     from planner.measure.probe import drift_note, unsteady_note, vs_previous
-    prof["vs_previous"] = vs_previous(prof, _previous_profiles(path))
+    from planner.measure.runs import device_profiles
+    prof["vs_previous"] = vs_previous(prof, device_profiles(path))
     kept = archive_profile(path)
     write_json(path, prof)
     if kept is not None and not args.json:
@@ -210,8 +200,9 @@ def print_validation(v: dict) -> None:
     else:
         print(f"  predictions: the device profile of {v['profile_date']} as measured (the run has no device-state "
               "probe of the profile's points)")
-    if v.get("profile_unsteady"):
-        print(f"  warning: {v['profile_unsteady']}")
+    for k in ("profile_unsteady", "profile_drift"):
+        if v.get(k):
+            print(f"  warning: {v[k]}")
     print(f"  {'phase':<8} {'op':<12} {'predicted ms':>13} {'measured ms':>12} {'error %':>8} {'spread %':>9}  bound")
     for r in v["rows"]:
         spread = "-" if r["spread_pct"] is None else f"{r['spread_pct']:.1f}"

@@ -178,6 +178,20 @@ def archive_profile(path: Path) -> Path | None:
     return dest
 
 
+def device_profiles(path: Path) -> list[dict]:
+    """A device's profiles, newest first: the one at ``path`` and those kept under profiles/ beside it."""
+    import json
+    out = []
+    for f in [Path(path)] + sorted(Path(path).parent.glob("profiles/profile-*.json")):
+        try:
+            p = json.loads(f.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(p, dict):
+            out.append(p)
+    return sorted(out, key=lambda p: str(p.get("date", "")), reverse=True)
+
+
 def archived_profile_path(path: Path, date: str) -> Path:
     """Where archive_profile keeps the profile of ``date`` that stood at ``path``: <device>/profiles/profile-<date
     as digits and T>.json (the first one of that date; a second is -2, and so on)."""

@@ -66,8 +66,9 @@ if v.get("scaled_to_device_state") and ds:
                "predicts from the profile as measured.")
 else:
     st.caption(f"Predicted from the device profile of {v.get('profile_date', '?')} as measured.")
-if v.get("profile_unsteady"):
-    st.warning(v["profile_unsteady"])
+for key in ("profile_unsteady", "profile_drift"):
+    if v.get(key):
+        st.warning(v[key])
 
 left, right = st.columns([2, 1])
 left.plotly_chart(figures.measured_scatter_figure(rows, f"Per-op time: predicted against measured ({choice})"),
