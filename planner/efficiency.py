@@ -37,13 +37,27 @@ class EngineEff(_Strict):
     fused_elementwise_frac: float = Field(ge=0, le=1)  # share of fusible elementwise traffic folded away
     # (op name, seconds per call): an eager framework's fixed cost of a small op (several aten ops, cold caches
     # after the weight streams of a decode step), in place of launches x launch_overhead_s for that op; a device
-    # profile measures it (planner.measure.eager_ops); LLM phases only; empty in the published calibration
+    # profile measures it (planner.measure.eager_ops); LLM phases and vision transformer blocks' small ops
+    # (OpTemplate.eager_small); empty in the published calibration
     op_overhead_s: tuple[tuple[str, float], ...] = ()
     # (op name, factor): an eager framework runs a small op as several unfused kernels (an RMSNorm's square, mean,
     # rsqrt and multiplies), moving several times the bytes of the fused kernel the cost model counts; the op's
     # compute and memory times are multiplied by the measured ratio (planner.measure.eager_ops.body_scales);
     # LLM phases only; empty in the published calibration
     op_body_scale: tuple[tuple[str, float], ...] = ()
+    # (FLOPs per weight byte, fraction of the dtype's GEMM peak): convolutions' measured rate by intensity, in
+    # place of conv_compute_frac x the GEMM small-M table (a batch-1 7x7 conv is a 49-row GEMM, and conv
+    # kernels lose rate there differently from GEMMs); ascending, interpolated in log intensity, clamped at the
+    # ends. A device profile measures it (planner.measure.microbench.bench_conv); empty in the published one
+    conv_eff_by_intensity: tuple[tuple[float, float], ...] = ()
+
+    @field_validator("conv_eff_by_intensity")
+    @classmethod
+    def _conv_table(cls, v):
+        xs = [x for x, _ in v]
+        if any(x <= 0 or not 0 < e <= 1 for x, e in v) or xs != sorted(set(xs)):
+            raise ValueError("conv_eff_by_intensity needs ascending distinct intensities > 0 with fractions in (0, 1]")
+        return v
 
     @field_validator("op_body_scale")
     @classmethod

@@ -173,7 +173,10 @@ def evaluate_phase(c: CompiledOps, hw: HwArrays, eng: EngineEff, prec: Precision
     # small-M GEMMs reach a lower compute rate (register tiles half empty, M=1 runs a GEMV kernel): a device
     # profile measures the efficiency by FLOPs per weight byte (2M / bytes per weight)
     m_eff = 1.0                                   # no table (the published calibration): no array work
-    for mask, pe in ((is_gemm, prec), (kept, p16)):
+    is_conv = c.kind_frac == 1
+    conv_table = bool(eng.conv_eff_by_intensity) and bool(is_conv.any())
+    for mask, pe in ((is_gemm & ~is_conv, prec), (kept & ~is_conv, p16)) if conv_table else \
+            ((is_gemm, prec), (kept, p16)):
         if pe.eff_by_intensity and mask.any():
             if np.isscalar(m_eff):
                 m_eff = np.ones(flops.shape)
@@ -183,6 +186,15 @@ def evaluate_phase(c: CompiledOps, hw: HwArrays, eng: EngineEff, prec: Precision
             e = np.interp(np.log(np.maximum(fr / np.where(wr > 0, wr, 1.0), 1e-30)), np.log(xs), es)
             m_eff[rows] = np.where((wr > 0) & (fr > 0), e, 1.0)
     frac = np.minimum(col(per_op("gemm_scale", 1.0) * c.scale * kind_frac) * cfg(hw.compute_scale), 1.0) * m_eff
+    if conv_table:                                # convolutions at their measured rate for their intensity
+        xs, es = (np.array(v, dtype=float) for v in zip(*eng.conv_eff_by_intensity))
+        rows = np.flatnonzero(is_conv)
+        fr, wr = flops[rows], w[rows]
+        e = np.where((wr > 0) & (fr > 0),
+                     np.interp(np.log(np.maximum(fr / np.where(wr > 0, wr, 1.0), 1e-30)), np.log(xs), es),
+                     eng.conv_compute_frac)
+        frac = np.array(np.broadcast_to(frac, flops.shape))
+        frac[rows] = np.minimum(col(per_op("gemm_scale", 1.0) * c.scale)[rows] * e * cfg(hw.compute_scale), 1.0)
     vec_rate = vec_peak * col(np.minimum(np.where(c.kind_frac == 4, pool_frac, eng.vector_compute_frac), 1.0)) \
         * cfg(hw.compute_scale)
     tc = np.where(comm, 0.0, flops / (peaks * frac) + vflops / vec_rate)
@@ -197,12 +209,16 @@ def evaluate_phase(c: CompiledOps, hw: HwArrays, eng: EngineEff, prec: Precision
     p = col(per_op("overlap_p", eng.overlap_p))
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.where(hi > 0, hi * (1.0 + (lo / hi) ** p) ** (1.0 / p), 0.0)
-    # a measured scheme adds its kernel's fixed cost per call (the intercept of its GEMV line) to each launch
-    overhead = col(c.launches) * unfused * (eng.launch_overhead_s + col(per_op("call_overhead_s", 0.0)))
+    # a measured scheme adds its kernel's fixed cost per call (the intercept of its GEMV line) to each launch of
+    # its GEMMs; convolutions run other kernels, whose fixed costs are in their measured rate (0.7 ms of an fp32
+    # GEMV intercept on each of DenseNet-121's 120 convs made a 80 ms batch-1 pass 122 ms)
+    overhead = col(c.launches) * unfused * (eng.launch_overhead_s
+                                            + col(np.where(is_conv, 0.0, per_op("call_overhead_s", 0.0))))
     if eng.op_overhead_s:                         # measured fixed cost per call of an eager framework's small ops
         fixed = dict(eng.op_overhead_s)
-        own = np.array([o.name in fixed and o.phase in LLM_PHASES for o in c.ops])
-        per_call = np.array([fixed.get(o.name, 0.0) * o.count if o.phase in LLM_PHASES else 0.0 for o in c.ops])
+        small = [o.phase in LLM_PHASES or o.eager_small for o in c.ops]
+        own = np.array([o.name in fixed and sm for o, sm in zip(c.ops, small)])
+        per_call = np.array([fixed.get(o.name, 0.0) * o.count if sm else 0.0 for o, sm in zip(c.ops, small)])
         overhead = np.where(col(own), col(per_call), overhead)
     overhead = np.broadcast_to(overhead, t.shape)
 

@@ -6,8 +6,9 @@ torch = pytest.importorskip("torch")
 
 from planner import catalog  # noqa: E402
 from planner.arch.cnn import cnn_params  # noqa: E402
-from planner.arch.params import decoder_params, vit_params  # noqa: E402
-from planner.measure.models import LAYER_REGION, STEP_REGION, build_model, param_total, region  # noqa: E402
+from planner.arch.params import decoder_params, swin_params, vit_params  # noqa: E402
+from planner.measure.models import (LAYER_REGION, STEP_REGION, build_model, param_total, region,  # noqa: E402
+                                    shift_mask, window_index)
 from planner.specs import ModelSpec  # noqa: E402
 
 TINY_LLM = {"kind": "decoder", "n_layers": 4, "d_model": 64, "n_heads": 4, "n_kv_heads": 2, "d_ff": 96,
@@ -74,3 +75,68 @@ def test_every_region_is_a_cost_model_op_of_the_phase():
     predicted = set(planner.roofline_table("h100-sxm", "llama-2-7b", "fp32", phases=("prefill",))["name"])
     assert names == predicted - {"allreduce"} == {"embed", "norm", "attn_qkv", "rope", "attn_score", "attn_out",
                                                     "mlp_up", "mlp_act", "mlp_down", "lm_head"}
+
+
+TINY_SWIN = {"kind": "swin", "image_size": 56, "patch_size": 4, "window": 7, "embed_dim": 16, "depths": [2, 2],
+             "heads": [2, 4], "n_classes": 5}
+
+
+def test_swin_b_parameters_equal_torchvision_without_its_head():
+    """86,743,224: torchvision's swin_b (87,768,224) less its 1000-class head (the catalog's published count)."""
+    s = catalog.load_model("swin-b")
+    m, built, total = build_model(s, None, torch.float32, "cpu")
+    assert param_total(m) == swin_params(s.arch) == s.published.params == 86_743_224
+    assert (built, total) == (1, 1)
+    shifted = [blk.shift for st in m.stages for blk in st.blocks]
+    assert shifted[:4] == [0, 3, 0, 3] and shifted[-2:] == [0, 0]   # the 7x7 last stage is one window: no shift
+
+
+def test_swin_shift_mask_separates_the_regions_the_roll_brought_together():
+    """14x14 tokens, window 7, shift 3: the top-left window holds one region (no mask); the bottom-right one
+    holds 4x4, 4x3, 3x4 and 3x3 tokens of four regions: 16^2 + 12^2 + 12^2 + 9^2 = 625 of 49^2 pairs attend."""
+    m = shift_mask(14, 7, 3)
+    assert m.shape == (4, 49, 49)
+    assert (m[0] == 0).all()
+    assert int((m[3] == 0).sum()) == 625 and set(m[3].unique().tolist()) == {-100.0, 0.0}
+    idx = window_index(7)
+    assert idx.shape == (49 * 49,) and int(idx.min()) == 0 and int(idx.max()) == 13 * 13 - 1
+    assert int(idx[0]) == 6 * 13 + 6                    # a token and itself: offset (0, 0), the table's centre
+
+
+def test_swin_window_attention_equals_masked_full_attention():
+    """Block 0 (no shift) of a tiny Swin equals attention over the whole image restricted to each token's
+    7x7 window, with the relative-position bias gathered by hand."""
+    s = spec(TINY_SWIN, "s", "vision")
+    m, _, _ = build_model(s, None, torch.float32, "cpu")
+    blk = m.stages[0].blocks[0]
+    y = torch.randn(1, 14, 14, 16)
+    with torch.no_grad():
+        got = m._attention(blk, y, 2, 1, 14)
+        x = y.reshape(196, 16)
+        q, k, v = blk.qkv(x).view(196, 3, 2, 8).permute(1, 2, 0, 3)
+        rows, cols = torch.arange(196) // 14, torch.arange(196) % 14
+        same = ((rows[:, None] // 7) == (rows[None] // 7)) & ((cols[:, None] // 7) == (cols[None] // 7))
+        dr = rows[:, None] - rows[None] + 6
+        dc = cols[:, None] - cols[None] + 6
+        bias = blk.bias_table[(dr * 13 + dc).clamp(0, 168)].permute(2, 0, 1)          # [heads, 196, 196]
+        att = (q @ k.transpose(-1, -2)) / 8 ** 0.5 + bias
+        att = att.masked_fill(~same, float("-inf")).softmax(-1)
+        want = blk.o((att @ v).permute(1, 0, 2).reshape(196, 16)).view(1, 14, 14, 16)
+    assert torch.allclose(got, want, atol=1e-5, rtol=1e-4)
+
+
+def test_swin_regions_are_the_cost_model_ops():
+    from torch.profiler import profile
+
+    from planner.arch.vision import swin_ops
+    from planner.quant import load_precision
+    s = spec(TINY_SWIN, "s", "vision")
+    m, _, _ = build_model(s, None, torch.float32, "cpu")
+    with torch.no_grad(), profile() as prof:
+        with region(STEP_REGION):
+            out = m(torch.randn(2, 3, 56, 56))
+    assert out.shape == (2, 5)
+    names = {e.name for e in prof.events() if "::" not in e.name} - {STEP_REGION}
+    predicted = {o.name for o in swin_ops(s.arch, load_precision("fp32"))[0]}
+    assert names == predicted == {"patch_embed", "norm", "attn_window", "attn_qkv", "attn_score", "attn_out",
+                                  "mlp_up", "mlp_act", "mlp_down", "patch_merge", "head"}

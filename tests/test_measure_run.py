@@ -72,6 +72,15 @@ def test_profile_gives_a_session_accelerator(campaign):
     assert acc.bandwidth_bytes_s * min(eng.mem_frac * cal.precisions["fp32"].mem_scale, 1.0) == \
         pytest.approx(min(fp32["stream_bytes_s"], 1.5 * eng.mem_frac * acc.bandwidth_bytes_s))
     assert eng.launch_overhead_s == pytest.approx(prof["launch_overhead_s"])
+    # the conv mix's rate per resolution and batch (quick: batches 1 and 2 at a quarter of the resolution; a
+    # level's FLOPs per weight byte is 2 x batch x output pixels / 4 bytes), over the fp32 peak
+    lv = prof["conv_by_intensity"]["fp32"]
+    # (the stem's output 28; the blocks' 14, 7 and 3; the last block's 1x1 conv on a 1x1 map, its 3x3 on 3x3)
+    assert [x for x, _ in lv] == sorted({2.0 * b * o * o / 4 for b in (1, 2) for o in (28, 14, 7, 3, 1)})
+    assert all(r > 0 for _, r in lv)
+    assert [x for x, _ in eng.conv_eff_by_intensity] == [x for x, _ in lv]
+    assert [e for _, e in eng.conv_eff_by_intensity] == pytest.approx(
+        [max(min(r / (acc.peak_dense.fp32_tflops * 1e12), 1.0), 1e-3) for _, r in lv])
     # the eager small ops' fixed cost per call, measured cold on a tiny decoder, goes to the roofline as it is
     from planner.measure.eager_ops import SMALL_OPS
     assert set(prof["eager_op_overhead_s"]) == set(SMALL_OPS)
@@ -183,6 +192,25 @@ def test_vision_run_validates(campaign):
     v = validate_run(campaign[3]["json"])
     assert set(v["e2e"]) == {"vision"}
     assert {"patch_embed", "attn_qkv", "head"} <= {r["name"] for r in v["rows"] if r["measured_s"]}
+
+
+TINY_SWIN = ModelSpec.model_validate({
+    "id": "tiny-swin", "name": "tiny swin", "category": "vision", "config_source": "test",
+    "arch": {"kind": "swin", "image_size": 56, "patch_size": 4, "window": 7, "embed_dim": 16, "depths": [2, 2],
+             "heads": [2, 4], "n_classes": 5}})
+
+
+def test_swin_runs_in_fp32_and_w8a8_and_validates(campaign):
+    root = campaign[0]
+    runs = {p: measure_model(TINY_SWIN, p, batch=1, reps=2, out_root=root, progress=False, trace=False)
+            for p in ("fp32", "w8a8")}
+    assert runs["w8a8"]["recipe"]["smoothed_groups"] == 2 * 4          # norm1 -> qkv and norm2 -> up per block
+    assert runs["w8a8"]["recipe"]["quantized_linears"] == 1 + 4 * 4 + 1 + 1   # patch, 4 per block, merge, head
+    for r in runs.values():
+        v = validate_run(r["json"])
+        assert set(v["e2e"]) == {"vision"}
+        joined = {x["name"] for x in v["rows"] if x["measured_s"] and x["predicted_s"]}
+        assert {"patch_embed", "attn_window", "attn_score", "patch_merge", "mlp_up", "head"} <= joined
 
 
 def test_validate_cli_table_and_json(campaign, capsys):

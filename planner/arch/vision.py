@@ -34,13 +34,14 @@ def transformer_block_ops(d: int, d_ff: int, heads: int, count: float, p: Precis
     hd = d // heads
     attn = OpTemplate("attn_score", PHASE, "attention", count, flops=mono(tok_ctx=4.0 * d),
                       vflops=mono(tok_ctx=5.0 * heads), weight_bytes=mono(), kv_bytes=mono(),
-                      act_bytes=mono(tok=4 * heads * hd * ab), window=window)
+                      act_bytes=mono(tok=4 * heads * hd * ab), window=window, eager_small=True)
     return [
-        elementwise("norm", PHASE, d, reads=2, writes=2, flops_per_elem=5, bytes_per_elem=ab, count=2 * count),
+        elementwise("norm", PHASE, d, reads=2, writes=2, flops_per_elem=5, bytes_per_elem=ab, count=2 * count,
+                    eager_small=True),
         _w(p, "attn_qkv", d, 3 * d, count), attn, _w(p, "attn_out", d, d, count),
         _w(p, "mlp_up", d, d_ff * (2 if gated else 1), count),
         elementwise("mlp_act", PHASE, d_ff, reads=1, writes=1, flops_per_elem=8, bytes_per_elem=ab, count=count,
-                    fusible=True),
+                    fusible=True, eager_small=True),
         _w(p, "mlp_down", d_ff, d, count),
     ]
 
@@ -52,7 +53,7 @@ def vit_ops(a: VitArch, p: Precision) -> tuple[list[OpTemplate], int]:
     ops = [per_token_scale(_w(p, "patch_embed", a.channels * a.patch_size ** 2, a.d_model, 1), patches / n)]
     ops += transformer_block_ops(a.d_model, a.d_ff, a.n_heads, a.n_layers, p, gated=a.gated_mlp)
     ops.append(elementwise("norm", PHASE, a.d_model, reads=1, writes=1, flops_per_elem=5, bytes_per_elem=p.act_bytes,
-                           count=1))
+                           count=1, eager_small=True))
     if a.n_classes:
         ops.append(_w(p, "head", a.d_model, a.n_classes, 1, m="seq"))
     return ops, n
@@ -60,20 +61,36 @@ def vit_ops(a: VitArch, p: Precision) -> tuple[list[OpTemplate], int]:
 
 def swin_ops(a: SwinArch, p: Precision) -> tuple[list[OpTemplate], int]:
     """Swin: windowed attention over window^2 tokens, patch merging between stages. Token counts per stage
-    are expressed relative to stage-1 tokens N1 so one S (= N1) serves every op."""
+    are expressed relative to stage-1 tokens N1 so one S (= N1) serves every op.
+
+    Beside the GEMMs and the block's norms (torchvision's swin_b / timm, as planner.measure.models.SwinModel
+    runs them): the patch embedding's LayerNorm; per block the window partition and reverse copies
+    (``attn_window``: 2, plus the 2 cyclic shifts in every second block of a stage wider than one window),
+    which an engine folds into its attention kernel's addressing (fusible); per merge the 2x2 gather with the
+    pending residual add (``patch_merge``, fusible) and the LayerNorm over 4C."""
     side = a.image_size // a.patch_size
     n1 = side * side
-    ops = [_w(p, "patch_embed", a.channels * a.patch_size ** 2, a.embed_dim, 1.0)]
+    ab = p.act_bytes
     c = a.embed_dim
+    ops = [_w(p, "patch_embed", a.channels * a.patch_size ** 2, c, 1.0),
+           elementwise("norm", PHASE, c, reads=1, writes=1, flops_per_elem=5, bytes_per_elem=ab, count=1,
+                       eager_small=True)]
     for i, (depth, heads) in enumerate(zip(a.depths, a.heads)):
         frac = 1.0 / 4 ** i                              # tokens at stage i / tokens at stage 1
+        shifted = depth // 2 if side // 2 ** i > a.window else 0
         block = transformer_block_ops(c, int(c * a.mlp_ratio), heads, depth, p, window=a.window ** 2)
+        block.append(elementwise("attn_window", PHASE, c, reads=1, writes=1, flops_per_elem=0, bytes_per_elem=ab,
+                                 count=2 * depth + 2 * shifted, fusible=True))
         ops += [per_token_scale(op, frac) for op in block]
         if i < len(a.depths) - 1:
-            ops.append(per_token_scale(_w(p, "patch_merge", 4 * c, 2 * c, 1), frac / 4))
+            ops += [per_token_scale(elementwise("patch_merge", PHASE, c, reads=3, writes=2, flops_per_elem=1,
+                                                bytes_per_elem=ab, count=1, fusible=True), frac),
+                    per_token_scale(elementwise("norm", PHASE, 4 * c, reads=1, writes=1, flops_per_elem=5,
+                                                bytes_per_elem=ab, count=1, eager_small=True), frac / 4),
+                    per_token_scale(_w(p, "patch_merge", 4 * c, 2 * c, 1), frac / 4)]
             c *= 2
     ops.append(per_token_scale(elementwise("norm", PHASE, c, reads=1, writes=1, flops_per_elem=5,
-                                           bytes_per_elem=p.act_bytes, count=1), 1 / 4 ** (len(a.depths) - 1)))
+                                           bytes_per_elem=ab, count=1), 1 / 4 ** (len(a.depths) - 1)))
     if a.n_classes:
         ops.append(_w(p, "head", c, a.n_classes, 1, m="seq"))
     return ops, n1

@@ -16,7 +16,8 @@ from planner.specs import CnnArch, DecoderArch, ModelSpec
 
 GUARD_FRACTION = 0.6        # of the host memory available at the start: past it, the kept heap is handed back
 OP_NAMES = {"embed", "norm", "quant", "attn_qkv", "rope", "attn_score", "attn_out", "mlp_up", "mlp_act",
-            "mlp_down", "lm_head", "patch_embed", "head", "conv", "act", "pool", "fc", "concat", "add"}
+            "mlp_down", "lm_head", "patch_embed", "attn_window", "patch_merge", "head", "conv", "act", "pool", "fc",
+            "concat", "add"}
 
 
 def check_device(device: str) -> str:
@@ -62,9 +63,9 @@ def check_measurable(spec: ModelSpec, precision: str) -> None:
     """Refuse a model kind or a (CNN, precision) pair the backend does not build."""
     if isinstance(spec.arch, CnnArch) and precision not in ("fp32", "bf16", "fp16"):
         raise PlannerError(f"{precision} is not measured for CNNs (no int8/fp8 convolution recipe yet): use fp32/bf16/fp16")
-    if spec.arch.kind in ("pipeline", "swin"):
+    if spec.arch.kind == "pipeline":
         raise PlannerError(f"model '{spec.id}' ({spec.arch.kind}) is not built by the measurement backend: decoder LLMs, "
-                           "ViTs and CNNs are; for a pipeline measure its parts (e.g. its vision encoder and its LLM)")
+                           "ViTs, Swins and CNNs are; for a pipeline measure its parts (e.g. its vision encoder and its LLM)")
 
 
 def check_run_fits(spec: ModelSpec, layers: int | None, recipe, device: str, batch: int, input_len: int,

@@ -282,42 +282,64 @@ DENSENET_CONVS = ((1, 3, 64, 7, 2, 224),
                   (16, 768, 128, 1, 1, 7), (16, 128, 32, 3, 1, 7))
 
 
-def bench_conv(device: str, flusher, reps: int, sync, quick: bool) -> tuple[str, float, float]:
-    """(dtype, best, typical FLOP/s) of DenseNet-121's convolution mix (DENSENET_CONVS: each shape timed once per
-    repetition, weighted by how often the network runs it), batch 8 (quick: batch 1 at a quarter of the
-    resolution): the conv fraction of that dtype's GEMM peak for CNN predictions. fp32 on a CPU; fp16 at batch 32
-    on CUDA, where cuDNN would run fp32 convolutions as TF32 against an IEEE-fp32 GEMM peak and the CNNs are
-    measured in fp16."""
+def conv_batches(device: str, quick: bool) -> tuple[int, ...]:
+    """Batches of the convolution benchmark: 1 (a single study's image, the small-M end where the rate falls:
+    on this project's CPU the 7x7 stage ran at 20-31 GFLOP/s at batch 1 against 72-87 at batch 8) and the mix's
+    batch (8 on a CPU, 32 on CUDA); quick: 1 and 2 at a quarter of the resolution."""
+    return (1, 2) if quick else (1, 32 if device.startswith("cuda") else 8)
+
+
+def bench_conv(device: str, flusher, reps: int, sync, quick: bool) -> tuple[str, float, float, dict]:
+    """(dtype, best, typical FLOP/s, by_intensity) of DenseNet-121's convolution mix (DENSENET_CONVS: each shape
+    timed once per repetition, weighted by how often the network runs it) at the larger of ``conv_batches``: the
+    conv fraction of that dtype's GEMM peak for CNN predictions. fp32 on a CPU; fp16 on CUDA, where cuDNN would
+    run fp32 convolutions as TF32 against an IEEE-fp32 GEMM peak and the CNNs are measured in fp16.
+
+    ``by_intensity``: {"best"|"typical": [[FLOPs per weight byte, FLOP/s], ...]}, the mix's rate per resolution
+    and batch: every conv of one resolution at one batch has the same FLOPs per weight byte (2 x batch x output
+    pixels / bytes per weight), the figure the roofline reads a conv op's rate from (a batch-1 7x7 conv is a
+    49-row GEMM)."""
     import torch
     import torch.nn.functional as F
     cuda = device.startswith("cuda")
     dtype = "fp16" if cuda else "fp32"
     dt = torch.float16 if cuda else torch.float32
-    b, shrink = (1, 4) if quick else ((32 if cuda else 8), 1)
-    cases, fl = [], 0.0
-    for n, cin, cout, k, stride, size in DENSENET_CONVS:
-        hw = max(size // shrink, k)
-        x = torch.randn(b, cin, hw, hw, device=device).to(dt)
-        w = torch.randn(cout, cin, k, k, device=device).to(dt)
-        out = (hw + 2 * (k // 2) - k) // stride + 1
-        cases.append((n, x, w, stride, k // 2))
-        fl += n * 2.0 * b * out * out * cout * cin * k * k
+    elem = 2 if cuda else 4
+    shrink = 4 if quick else 1
     clock = getattr(sync, "clock", time.perf_counter)
-    totals = []
-    for _ in range(reps + 1):                        # the first pass warms up (oneDNN primitive creation)
-        t = 0.0
-        if not cuda:
-            flusher()                                # once per pass: in a network each conv reads what the
-        for n, x, w, stride, pad in cases:           # op before it just wrote
-            if cuda:                                 # GPU time of each call (_time_once flushes before it)
-                t += n * _time_once(lambda: F.conv2d(x, w, stride=stride, padding=pad), flusher, sync)
-                continue
-            t0 = clock()
-            F.conv2d(x, w, stride=stride, padding=pad)
-            sync()
-            t += n * (clock() - t0)
-        totals.append(t)
-    return (dtype, *_best_and_typical(fl, totals[1:]))
+    levels: dict[float, list] = {}                   # FLOPs per weight byte -> [flops, per-pass seconds]
+    mix = None
+    for b in conv_batches(device, quick):
+        cases = []
+        for n, cin, cout, k, stride, size in DENSENET_CONVS:
+            hw = max(size // shrink, k)
+            x = torch.randn(b, cin, hw, hw, device=device).to(dt)
+            w = torch.randn(cout, cin, k, k, device=device).to(dt)
+            out = (hw + 2 * (k // 2) - k) // stride + 1
+            cases.append((n, x, w, stride, k // 2, 2.0 * b * out * out / elem, n * 2.0 * b * out * out * cout * cin * k * k))
+        passes = []
+        for _ in range(reps + 1):                    # the first pass warms up (oneDNN primitive creation)
+            ts = []
+            if not cuda:
+                flusher()                            # once per pass: in a network each conv reads what the
+            for n, x, w, stride, pad, _, _ in cases:     # op before it just wrote
+                if cuda:                             # GPU time of each call (_time_once flushes before it)
+                    ts.append(n * _time_once(lambda: F.conv2d(x, w, stride=stride, padding=pad), flusher, sync))
+                    continue
+                t0 = clock()
+                F.conv2d(x, w, stride=stride, padding=pad)
+                sync()
+                ts.append(n * (clock() - t0))
+            passes.append(ts)
+        passes = passes[1:]
+        for i, case in enumerate(cases):
+            lv = levels.setdefault(case[5], [0.0, [0.0] * len(passes)])
+            lv[0] += case[6]
+            lv[1] = [a + p[i] for a, p in zip(lv[1], passes)]
+        mix = (sum(c[6] for c in cases), [sum(p) for p in passes])
+    best, typ = _best_and_typical(*mix)
+    pts = sorted((x, *_best_and_typical(f, ts)) for x, (f, ts) in levels.items())
+    return dtype, best, typ, {"best": [[x, r] for x, r, _ in pts], "typical": [[x, r] for x, _, r in pts]}
 
 
 def bench_pool(device: str, dtype_name: str, flusher, reps: int, sync, quick: bool) -> tuple[float, float]:
@@ -398,8 +420,9 @@ def run_microbench(device: str, quick: bool = False, reps: int | None = None, sc
     for key, fn in (("attention_flops_s", bench_attention), ("pool_elems_s", bench_pool)):
         pairs = {d: fn(device, d, flusher, reps, sync, quick) for d in dts}
         prof[key], typical[key] = ({d: v[i] for d, v in pairs.items()} for i in (0, 1))
-    conv_dt, conv_best, conv_typ = bench_conv(device, flusher, reps, sync, quick)
+    conv_dt, conv_best, conv_typ, conv_lv = bench_conv(device, flusher, reps, sync, quick)
     prof["conv_flops_s"], typical["conv_flops_s"] = {conv_dt: conv_best}, {conv_dt: conv_typ}
+    prof["conv_by_intensity"], typical["conv_by_intensity"] = {conv_dt: conv_lv["best"]}, {conv_dt: conv_lv["typical"]}
     prof["typical"] = typical
     prof["probe_reference"], prof["probe_reference_per_round"] = ref, True
     if kref:
@@ -495,7 +518,7 @@ def profile_at(prof: dict, statistic: str) -> dict:
            "statistic_used": "median"}
     typical = prof.get("typical") or {}
     for k in ("memory", "launch_overhead_s", "eager_op_overhead_s", "eager_op_bodies", "vector_flops_s",
-              "attention_flops_s", "pool_elems_s", "conv_flops_s"):
+              "attention_flops_s", "pool_elems_s", "conv_flops_s", "conv_by_intensity"):
         if k in typical:
             out[k] = typical[k]
     out["typical_missing"] = [k for k in ("memory", "launch_overhead_s", "vector_flops_s") if k not in typical]
@@ -642,6 +665,14 @@ def _profile_accelerator(prof: dict, slots: dict, bw: float, state: dict | None,
                     "launch_year": "assumption: placeholder, not used by the model"}})
 
 
+def _conv_table(by_dtype: dict, slots: dict) -> tuple[tuple[float, float], ...]:
+    """The conv benchmark's rates by intensity over its dtype's GEMM slot (as _rate_to_slot takes the mix's)."""
+    for d in ("fp32", "fp16", "bf16"):
+        if by_dtype.get(d) and d in slots:
+            return tuple((float(x), max(min(r / slots[d], 1.0), 1e-3)) for x, r in by_dtype[d])
+    return ()
+
+
 def _profile_calibration_data(prof: dict, slots: dict, bw: float, int8_scheme: str, r_host: float) -> dict:
     """The Calibration (as a dict) of a profile: engine fractions 1.0 on the measured peaks, measured ratios for
     the rest, the host's fixed costs divided by ``r_host`` (the run's compute ratio on a CPU, else 1)."""
@@ -660,7 +691,8 @@ def _profile_calibration_data(prof: dict, slots: dict, bw: float, int8_scheme: s
            "step_overhead_s": 0.0, "request_overhead_s": 0.0, "overlap_p": fit_overlap(prof),
            "fused_elementwise_frac": 0.0,
            "op_overhead_s": tuple((n, min(t, 0.1) / r_host)
-                                 for n, t in sorted(prof.get("eager_op_overhead_s", {}).items()))}
+                                 for n, t in sorted(prof.get("eager_op_overhead_s", {}).items())),
+           "conv_eff_by_intensity": _conv_table(prof.get("conv_by_intensity") or {}, slots)}
     data = base.model_dump()
     data.update(description=f"measured profile of {prof['device']} ({prof['date']}): engine fractions 1.0 on measured "
                             "peaks; conv, attention, vector and pooling fractions are measured ratios to those peaks",

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from planner.errors import PlannerError
 from planner.measure.regions import LAYER_REGION, STEP_REGION, region  # noqa: F401 (re-exported)
-from planner.specs import CnnArch, DecoderArch, ModelSpec, VitArch
+from planner.specs import CnnArch, DecoderArch, ModelSpec, SwinArch, VitArch
 
 
 def _init_linear(lin: nn.Linear, std: float = 0.02) -> nn.Linear:
@@ -259,6 +259,155 @@ class VitModel(nn.Module):
             return self.head(y[:, 0])
 
 
+# ----------------------------------------------------------------------------------------------- Swin
+
+def window_index(window: int) -> torch.Tensor:
+    """Index into the (2w-1)^2 relative-position bias table for every (query, key) pair of a w x w window
+    (Liu et al. 2021, eq. 4; torchvision's _get_relative_position_index)."""
+    coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")).flatten(1)
+    rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (window - 1)
+    return (rel[..., 0] * (2 * window - 1) + rel[..., 1]).flatten()
+
+
+def shift_mask(side: int, window: int, shift: int) -> torch.Tensor:
+    """[windows, w^2, w^2] additive mask of a shifted-window block: tokens that the cyclic shift brought from
+    different image regions into one window do not attend to each other (torchvision's shifted_window_attention)."""
+    img = torch.zeros(side, side)
+    cuts = ((0, side - window), (side - window, side - shift), (side - shift, side))
+    label = 0
+    for h0, h1 in cuts:
+        for w0, w1 in cuts:
+            img[h0:h1, w0:w1] = label
+            label += 1
+    win = img.view(side // window, window, side // window, window).permute(0, 2, 1, 3).reshape(-1, window * window)
+    diff = win[:, None, :] - win[:, :, None]
+    return torch.zeros_like(diff).masked_fill(diff != 0, -100.0)
+
+
+def to_windows(x, w: int):
+    """[B, H, W, C] -> [B * windows, w^2, C]."""
+    b, h, wd, c = x.shape
+    return x.view(b, h // w, w, wd // w, w, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, w * w, c)
+
+
+def from_windows(x, w: int, b: int, side: int):
+    """[B * windows, w^2, C] -> [B, H, W, C]."""
+    c = x.shape[-1]
+    return x.view(b, side // w, side // w, w, w, c).permute(0, 1, 3, 2, 4, 5).reshape(b, side, side, c)
+
+
+class SwinModel(nn.Module):
+    """Swin Transformer v1 (Liu et al. 2021) as torchvision's swin_b and timm build it: patch embedding (a 4x4
+    stride-4 convolution, here the same GEMM over unfolded patches) and its LayerNorm; per block a window
+    partition (after a cyclic shift of w/2 in every second block, none where the stage is one window),
+    windowed attention with the relative-position bias (and the shift mask) through SDPA as timm runs it, the
+    window reverse; patch merging (2x2 neighbours concatenated, LayerNorm, Linear 4C -> 2C without bias) between
+    stages; the final LayerNorm. Built whole (stages differ): layers_measured = layers_total = 1, as for CNNs.
+    The window partition/reverse copies run in the ``attn_window`` region, the merge's gather in ``patch_merge``."""
+
+    def __init__(self, a: SwinArch, dtype, device):
+        super().__init__()
+        self.a, self.dtype = a, dtype
+        c, side, w = a.embed_dim, a.image_size // a.patch_size, a.window
+        if a.image_size % a.patch_size or any(side % (2 ** i * w) for i in range(len(a.depths))):
+            raise PlannerError(f"swin: every stage's side ({side} / 2^i) must be a multiple of the window {w} "
+                               "(no padded windows in the measurement backend)")
+        self.patch = linear(a.channels * a.patch_size ** 2, c, True, dtype, device)
+        self.patch_norm = Norm(c, "layernorm", dtype, device)
+        self.register_buffer("rel_index", window_index(w).to(device), persistent=False)
+        self.stages = nn.ModuleList()
+        for i, (depth, heads) in enumerate(zip(a.depths, a.heads)):
+            st = nn.Module()
+            st.side, st.heads = side // 2 ** i, heads
+            st.blocks = nn.ModuleList()
+            for j in range(depth):
+                blk = nn.Module()
+                blk.norm1, blk.norm2 = Norm(c, "layernorm", dtype, device), Norm(c, "layernorm", dtype, device)
+                blk.qkv, blk.o = linear(c, 3 * c, True, dtype, device), linear(c, c, True, dtype, device)
+                blk.bias_table = nn.Parameter(torch.randn((2 * w - 1) ** 2, heads, dtype=dtype, device=device) * 0.02)
+                hidden = int(c * a.mlp_ratio)
+                blk.up, blk.down = linear(c, hidden, True, dtype, device), linear(hidden, c, True, dtype, device)
+                blk.shift = w // 2 if (j % 2 and st.side > w) else 0
+                if blk.shift:
+                    blk.register_buffer("mask", shift_mask(st.side, w, blk.shift).to(device=device, dtype=dtype),
+                                        persistent=False)
+                st.blocks.append(blk)
+            st.merge = None
+            if i < len(a.depths) - 1:
+                st.merge = nn.Module()
+                st.merge.norm = Norm(4 * c, "layernorm", dtype, device)
+                st.merge.lin = linear(4 * c, 2 * c, False, dtype, device)
+                c *= 2
+            self.stages.append(st)
+        self.final_norm = Norm(c, "layernorm", dtype, device)
+        self.head = linear(c, a.n_classes, True, dtype, device) if a.n_classes else None
+
+    def _attention(self, blk, y, heads: int, b: int, side: int):
+        """Shifted-window attention of one block on the normed [B, H, W, C] input; returns [B, H, W, C]."""
+        w = self.a.window
+        with region("attn_window"):
+            if blk.shift:
+                y = torch.roll(y, (-blk.shift, -blk.shift), (1, 2))
+            win = to_windows(y, w)
+        with region("attn_qkv"):
+            qkv = blk.qkv(win)
+        with region("attn_score"):
+            bw, n, c3 = qkv.shape
+            q, k, v = qkv.view(bw, n, 3, heads, c3 // (3 * heads)).permute(2, 0, 3, 1, 4)
+            mask = blk.bias_table[self.rel_index].view(n, n, heads).permute(2, 0, 1).unsqueeze(0)
+            if blk.shift:        # timm: the shift mask expanded over the batch and added to the bias
+                nw = blk.mask.shape[0]
+                mask = (mask + blk.mask.view(1, nw, 1, n, n).expand(b, -1, heads, -1, -1)
+                        .reshape(bw, heads, n, n))
+            o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask).transpose(1, 2).reshape(bw, n, c3 // 3)
+        with region("attn_out"):
+            o = blk.o(o)
+        with region("attn_window"):
+            o = from_windows(o, w, b, side)
+            if blk.shift:
+                o = torch.roll(o, (blk.shift, blk.shift), (1, 2))
+        return o
+
+    def forward(self, images):
+        a, p = self.a, self.a.patch_size
+        b = images.shape[0]
+        side = a.image_size // p
+        with region("patch_embed"):
+            x = images.reshape(b, a.channels, side, p, side, p).permute(0, 2, 4, 1, 3, 5).reshape(b, side, side, -1)
+            x = self.patch(x)
+        with region("norm"):
+            h = self.patch_norm(x)
+        pending = None
+        for st in self.stages:
+            for blk in st.blocks:
+                with region("norm"):
+                    h, y = residual_norm(h, pending, blk.norm1)
+                o = self._attention(blk, y, st.heads, b, st.side)
+                with region("norm"):
+                    h, y = residual_norm(h, o, blk.norm2)
+                with region("mlp_up"):
+                    u = blk.up(y)
+                with region("mlp_act"):
+                    u = mlp_act(u, False)
+                with region("mlp_down"):
+                    pending = blk.down(u)
+            if st.merge is not None:
+                with region("patch_merge"):   # the pending residual add first, then the 2x2 gather
+                    h = h + pending
+                    pending = None
+                    h = torch.cat([h[:, 0::2, 0::2], h[:, 1::2, 0::2], h[:, 0::2, 1::2], h[:, 1::2, 1::2]], -1)
+                with region("norm"):
+                    y = st.merge.norm(h)
+                with region("patch_merge"):
+                    h = st.merge.lin(y)
+        with region("norm"):
+            h, y = residual_norm(h, pending, self.final_norm)
+        if self.head is None:
+            return y
+        with region("head"):
+            return self.head(y.mean((1, 2)))
+
+
 # ----------------------------------------------------------------------------------------------- CNNs
 
 class _Conv(nn.Module):
@@ -397,12 +546,14 @@ def build_model(spec: ModelSpec, layers: int | None, dtype, device) -> tuple[nn.
     if isinstance(a, VitArch):
         n = min(layers or a.n_layers, a.n_layers)
         return VitModel(a, n, dtype, device).eval(), n, a.n_layers
+    if isinstance(a, SwinArch):
+        return SwinModel(a, dtype, device).eval(), 1, 1
     if isinstance(a, CnnArch):
         if a.family == "densenet":
             return DenseNet(a, dtype, device).eval(), 1, 1
         return ResNet(a, dtype, device).eval(), 1, 1
-    raise PlannerError(f"model '{spec.id}' ({a.kind}) is not built by the measurement backend: decoder LLMs, ViTs "
-                       "and CNNs are; for a pipeline measure its parts (e.g. its vision encoder and its LLM)")
+    raise PlannerError(f"model '{spec.id}' ({a.kind}) is not built by the measurement backend: decoder LLMs, ViTs, "
+                       "Swins and CNNs are; for a pipeline measure its parts (e.g. its vision encoder and its LLM)")
 
 
 def param_total(module: nn.Module) -> int:
