@@ -2,7 +2,7 @@
 
 Every op of the cost model (planner/arch/decoder.py, vision.py) runs inside a profiler region that carries the
 cost model's op name (``norm``, ``attn_qkv``, ``rope``, ``attn_score``, ``attn_out``, ``mlp_up``, ``mlp_act``,
-``mlp_down``, ``embed``, ``lm_head``; vision: ``patch_embed``, ``head``; CNNs: ``conv``, ``norm``, ``act``,
+``mlp_down``, ``embed``, ``lm_head``; vision: ``patch_embed``, ``head``, Swin's ``attn_window`` and ``patch_merge``; CNNs: ``conv``, ``norm``, ``act``,
 ``pool``, ``concat``, ``add``, ``fc``), so measured rows join predicted rows on (phase, name). Each decoder/ViT
 layer also sits in a ``radplan.layer`` region so a row knows whether it belongs to the layers (scaled by
 n_layers / layers measured) or to the model around them.
