@@ -228,6 +228,7 @@ def test_validate_cli_table_and_json(campaign, capsys):
     (["measure", "--model", "llama-2-7b", "--batch", "0"], "positive integers"),
     (["measure", "--model", "llama-2-7b", "--precision", "fp8"], "CUDA"),
     (["measure", "--model", "llama-2-7b", "--device", "tpu"], "device must be"),
+    (["measure", "--model", "llama-2-7b", "--layers", "1", "--reps", "0"], "--reps must be a positive integer"),
     (["measure", "--model", "r2gengpt", "--layers", "1"], "pipeline"),
     (["measure", "--model", "llama-2-70b"], "--layers"),
     # refused before the first configuration runs: batch 4096 x 4000 tokens of activations (~5 TB)
@@ -240,6 +241,13 @@ def test_bad_input_is_one_line_exit_2(args, msg, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert msg in err and "\n" not in err
+
+
+def test_default_repetitions_are_more_on_a_noisy_cpu_host():
+    from planner.measure.harness import default_reps
+    assert (default_reps("cpu"), default_reps("cuda"), default_reps("cuda:1")) == (9, 5, 5)
+    with pytest.raises(Exception, match="reps must be a positive integer, got 0"):
+        measure_model(TINY, "fp32", reps=0, out_root=None, progress=False)
 
 
 def test_microbench_without_cuda_is_refused(capsys):

@@ -52,7 +52,8 @@ def register(sub, add_common) -> dict:
     m.add_argument("--layers", type=int, default=None, help="layers to build and time (scaled to the model in validation)")
     m.add_argument("--device", default="cpu")
     m.add_argument("--out", default=None, help="measurements root (default data/measurements)")
-    m.add_argument("--reps", type=int, default=5, help="timed repetitions per phase (each once unprofiled, once profiled)")
+    m.add_argument("--reps", type=int, default=None, help="timed repetitions per phase, each once unprofiled and once "
+                   "profiled (default 9 on a CPU, 5 on CUDA)")
     m.add_argument("--warmup", type=int, default=1)
     m.add_argument("--int8-backend", default="auto", help="w8a8 GEMM kernel: auto (CUDA: int_mm; CPU: fbgemm "
                    "forms of O2/O3, onednn for O1), onednn, fbgemm (CPU), int_mm")
@@ -142,6 +143,8 @@ def cmd_measure(args) -> int:
     if not precisions:
         raise PlannerError("--precision is empty")
     batches = _ints(args.batch, "--batch")
+    if args.reps is not None and args.reps < 1:
+        raise PlannerError(f"--reps must be a positive integer, got {args.reps}")
     _threads(args.threads)
     out = []
     from planner.measure.recipes import cpu_form_note, make_recipe, measured_precision
