@@ -50,13 +50,19 @@ class EngineEff(_Strict):
     # kernels lose rate there differently from GEMMs); ascending, interpolated in log intensity, clamped at the
     # ends. A device profile measures it (planner.measure.microbench.bench_conv); empty in the published one
     conv_eff_by_intensity: tuple[tuple[float, float], ...] = ()
+    # (FLOPs per activation byte, fraction of the attention dtype's GEMM peak): a vision encoder's attention
+    # (bidirectional, windowed or not) by keys attended per query, C / bytes per element in the cost model's
+    # counting; in place of attn_compute_frac, which a causal LLM prefill sets, for attention outside the LLM
+    # phases (a 49-token Swin window runs far below a long causal prefill per FLOP). Same rules as the conv
+    # table; a device profile measures it (planner.measure.microbench.bench_encoder_attention)
+    encoder_attn_eff_by_context: tuple[tuple[float, float], ...] = ()
 
-    @field_validator("conv_eff_by_intensity")
+    @field_validator("conv_eff_by_intensity", "encoder_attn_eff_by_context")
     @classmethod
-    def _conv_table(cls, v):
+    def _rate_table(cls, v, info):
         xs = [x for x, _ in v]
         if any(x <= 0 or not 0 < e <= 1 for x, e in v) or xs != sorted(set(xs)):
-            raise ValueError("conv_eff_by_intensity needs ascending distinct intensities > 0 with fractions in (0, 1]")
+            raise ValueError(f"{info.field_name} needs ascending distinct intensities > 0 with fractions in (0, 1]")
         return v
 
     @field_validator("op_body_scale")

@@ -51,8 +51,9 @@ class OpTemplate:
     compute_scale: float = 1.0  # precision-specific kernel efficiency multiplier (e.g. per-token epilogue)
     dtype: str | None = None  # overrides the precision's dtype for this op (LLM.int8()'s fp16 outlier GEMM)
     fusible: bool = False     # elementwise work an optimizing engine folds into a neighbouring kernel
-    # a transformer block's small op outside the LLM phases (a vision encoder's norm, activation, attention
-    # glue): a device profile's measured eager fixed cost per call applies to it as to the LLM phases' ops
+    # a transformer block's small op outside the LLM phases (a vision encoder's norm, activation): a device
+    # profile's measured eager fixed cost per call applies to it as to the LLM phases' ops (not to an encoder's
+    # attention: its measured rate, EngineEff.encoder_attn_eff_by_context, holds its fixed costs)
     eager_small: bool = False
 
     def evaluate(self, batch: float, new_tokens: float, context: float) -> "OpCost":

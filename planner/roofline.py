@@ -195,6 +195,17 @@ def evaluate_phase(c: CompiledOps, hw: HwArrays, eng: EngineEff, prec: Precision
                      eng.conv_compute_frac)
         frac = np.array(np.broadcast_to(frac, flops.shape))
         frac[rows] = np.minimum(col(per_op("gemm_scale", 1.0) * c.scale)[rows] * e * cfg(hw.compute_scale), 1.0)
+    enc_attn = (c.kind_frac == 2) & np.array([o.phase not in LLM_PHASES for o in c.ops]) \
+        if eng.encoder_attn_eff_by_context else None
+    if enc_attn is not None and enc_attn.any():   # vision encoders' attention by keys attended (a device profile)
+        xs, es = (np.array(v, dtype=float) for v in zip(*eng.encoder_attn_eff_by_context))
+        rows = np.flatnonzero(enc_attn)
+        fr, ar = flops[rows], a[rows]
+        e = np.where((ar > 0) & (fr > 0),
+                     np.interp(np.log(np.maximum(fr / np.where(ar > 0, ar, 1.0), 1e-30)), np.log(xs), es),
+                     eng.attn_compute_frac)
+        frac = np.array(np.broadcast_to(frac, flops.shape))
+        frac[rows] = np.minimum(col(per_op("gemm_scale", 1.0) * c.scale)[rows] * e * cfg(hw.compute_scale), 1.0)
     vec_rate = vec_peak * col(np.minimum(np.where(c.kind_frac == 4, pool_frac, eng.vector_compute_frac), 1.0)) \
         * cfg(hw.compute_scale)
     tc = np.where(comm, 0.0, flops / (peaks * frac) + vflops / vec_rate)

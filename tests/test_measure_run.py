@@ -81,6 +81,13 @@ def test_profile_gives_a_session_accelerator(campaign):
     assert [x for x, _ in eng.conv_eff_by_intensity] == [x for x, _ in lv]
     assert [e for _, e in eng.conv_eff_by_intensity] == pytest.approx(
         [max(min(r / (acc.peak_dense.fp32_tflops * 1e12), 1.0), 1e-3) for _, r in lv])
+    # encoder attention as the backend runs it, by keys attended (quick: a 4x4 window and 64 tokens, fp32: C / 4)
+    att = prof["encoder_attention_by_context"]["fp32"]
+    assert [x for x, _ in att] == [16 / 4, 64 / 4] and all(r > 0 for _, r in att)
+    assert [x for x, _ in eng.encoder_attn_eff_by_context] == [x for x, _ in att]
+    assert [e for _, e in eng.encoder_attn_eff_by_context] == pytest.approx(
+        [max(min(r / (acc.peak_dense.fp32_tflops * 1e12), 1.0), 1e-3) for _, r in att])
+    assert [x for x, _ in prof["typical"]["encoder_attention_by_context"]["fp32"]] == [x for x, _ in att]
     # the eager small ops' fixed cost per call, measured cold on a tiny decoder, goes to the roofline as it is
     from planner.measure.eager_ops import SMALL_OPS
     assert set(prof["eager_op_overhead_s"]) == set(SMALL_OPS)

@@ -143,16 +143,17 @@ def test_measured_eager_op_body_scale_multiplies_that_ops_compute_and_memory_tim
 
 
 def test_eager_fixed_costs_reach_vision_transformer_ops_but_not_cnn_ones():
-    """The measured per-call cost of the small ops (RMSNorm + residual, SiLU gate, attention glue) applies to a
-    ViT's LayerNorms, GELU and attention too (eager torch ran ViT-B/16's LayerNorms at 0.37 ms per call on this
-    project's CPU, 3x their body); the body factors stay with the decoder's own code, and a CNN's batch norms
-    (one aten kernel each) keep the roofline's launch."""
+    """The measured per-call cost of the small ops (RMSNorm + residual, SiLU gate) applies to a ViT's LayerNorms
+    and GELU too (eager torch ran ViT-B/16's LayerNorms at 0.37 ms per call on this project's CPU, 3x their
+    body); not that of a decode step's attention to the encoder's attention, whose fixed costs its own measured
+    rate holds; the body factors stay with the decoder's own code, and a CNN's batch norms (one aten kernel
+    each) keep the roofline's launch."""
     from planner.arch.vision import cnn_ops, vit_ops
     from planner.catalog import load_model
     from planner.quant import load_precision
     prec = PrecisionEff(gemm_scale=1.0, basis="t")
     eng = ENG.model_copy(update={"op_body_scale": (("norm", 3.0), ("mlp_act", 2.0)),
-                                 "op_overhead_s": (("norm", 1e-3), ("mlp_act", 2e-3))})
+                                 "op_overhead_s": (("norm", 1e-3), ("mlp_act", 2e-3), ("attn_score", 3e-3))})
     ops, _ = vit_ops(load_model("vit-b16").arch, load_precision("fp32"))
     c = compile_ops(ops, "fp32")
     base = evaluate_phase(c, HW, ENG, prec, 8, 197, 197, 1, 0.0)
@@ -215,8 +216,40 @@ def test_convolutions_run_at_their_measured_rate_by_intensity():
     assert r.overhead_time[0, 0] == pytest.approx(1e-6)
 
 
+@pytest.mark.parametrize("field", ["conv_eff_by_intensity", "encoder_attn_eff_by_context"])
 @pytest.mark.parametrize("bad", [((100.0, 0.1), (10.0, 0.4)), ((100.0, 0.0),), ((-1.0, 0.5),), ((1.0, 1.5),)])
-def test_conv_table_is_validated(bad):
-    with pytest.raises(ValueError):
-        ENG.model_copy(update={"conv_eff_by_intensity": bad}).model_validate(
-            {**ENG.model_dump(), "conv_eff_by_intensity": bad})
+def test_rate_tables_are_validated(bad, field):
+    with pytest.raises(ValueError, match=field):
+        EngineEff.model_validate({**ENG.model_dump(), field: bad})
+
+
+def test_encoder_attention_takes_its_rate_by_keys_attended():
+    """A vision encoder's attention reads its fraction of peak from the measured table by FLOPs per activation
+    byte, which for the cost model's encoder attention is C / bytes per element: ViT-B/16's 197 tokens in fp32
+    at 49.25, Swin-B's 7x7 windows at 12.25. Interpolated in log intensity, as if attn_compute_frac were that
+    value; a decoder's causal attention keeps attn_compute_frac, and the measured fixed cost of an LLM decode
+    step's attention is not charged to the encoder's (its own fixed costs are in the table's rate)."""
+    import math
+
+    from planner.arch.decoder import layer_ops
+    from planner.arch.vision import swin_ops, vit_ops
+    from planner.catalog import load_model
+    from planner.quant import load_precision
+    prec = PrecisionEff(gemm_scale=1.0, basis="t")
+    fp32 = load_precision("fp32")
+    table = ((49 / 4, 0.1), (256 / 4, 0.4))
+    eng = ENG.model_copy(update={"encoder_attn_eff_by_context": table, "op_overhead_s": (("attn_score", 1e-3),)})
+    e197 = 0.1 + 0.3 * math.log(197 / 49) / math.log(256 / 49)
+    for ops, n, want in ((vit_ops(load_model("vit-b16").arch, fp32)[0], 197, e197),
+                         (swin_ops(load_model("swin-b").arch, fp32)[0], 3136, 0.1)):
+        c = compile_ops(ops, "fp32")
+        r = evaluate_phase(c, HW, eng, prec, 1, n, n, 1, 0.0)
+        same = evaluate_phase(c, HW, ENG.model_copy(update={"attn_compute_frac": want}), prec, 1, n, n, 1, 0.0)
+        rows = [i for i, o in enumerate(ops) if o.kind == "attention"]
+        assert rows and all(r.compute_time[i, 0] == pytest.approx(same.compute_time[i, 0]) for i in rows)
+        assert all(r.overhead_time[i, 0] == pytest.approx(ops[i].count * 1e-6) for i in rows)   # launches only
+    dec = layer_ops(load_model("llama-2-7b").arch, "prefill", fp32)
+    c = compile_ops(dec, "fp32")
+    i = next(i for i, o in enumerate(dec) if o.kind == "attention")
+    assert evaluate_phase(c, HW, eng.model_copy(update={"op_overhead_s": ()}), prec, 1, 128, 128, 1, 0.0) \
+        .compute_time[i, 0] == pytest.approx(evaluate_phase(c, HW, ENG, prec, 1, 128, 128, 1, 0.0).compute_time[i, 0])

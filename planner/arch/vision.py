@@ -34,7 +34,7 @@ def transformer_block_ops(d: int, d_ff: int, heads: int, count: float, p: Precis
     hd = d // heads
     attn = OpTemplate("attn_score", PHASE, "attention", count, flops=mono(tok_ctx=4.0 * d),
                       vflops=mono(tok_ctx=5.0 * heads), weight_bytes=mono(), kv_bytes=mono(),
-                      act_bytes=mono(tok=4 * heads * hd * ab), window=window, eager_small=True)
+                      act_bytes=mono(tok=4 * heads * hd * ab), window=window)
     return [
         elementwise("norm", PHASE, d, reads=2, writes=2, flops_per_elem=5, bytes_per_elem=ab, count=2 * count,
                     eager_small=True),

@@ -269,6 +269,55 @@ def bench_attention(device: str, dtype_name: str, flusher, reps: int, sync, quic
     return _best_and_typical(4.0 * s * (s + 1) / 2 * h * hd, ts)
 
 
+# Vision encoders' attention by keys attended per query (C): (label, batch x windows, tokens = C, heads, head dim,
+# window side or None). A 7x7 window (Swin's in every published size) at Swin's head dim 32, its unshifted and
+# shifted blocks alike (the relative-position bias gathered, the shift mask added); full attention at ViT's head
+# dim 64 over 256 and 1024 tokens (ViT-B/16 at 256 px and at 512 px). Generic points, not one network's stages:
+# the roofline interpolates a model's C between them.
+ENCODER_ATTENTION = (("window", 32, 49, 8, 32, 7), ("full", 2, 256, 12, 64, None), ("full", 1, 1024, 12, 64, None))
+QUICK_ENCODER_ATTENTION = (("window", 4, 16, 2, 16, 4), ("full", 2, 64, 2, 16, None))
+
+
+def bench_encoder_attention(device: str, flusher, reps: int, sync, quick: bool) -> tuple[str, dict]:
+    """(dtype, {"best"|"typical": [[FLOPs per activation byte, FLOP/s], ...]}) of a vision encoder's attention
+    as the measurement backend runs it (models.encoder_attention on a fused QKV output, models.window_attn_mask
+    for windows), counted as the cost model counts it: 4 x tokens x C x width FLOPs over 4 x tokens x width x
+    bytes per element of activations, i.e. C / bytes per element. The profile's causal SDPA rate (a 512-token
+    prefill at head dim 128) misreads these: on this project's CPU, 49-token windows at head dim 32 ran at
+    ~55 GFLOP/s and 197 tokens at head dim 64 at ~100, against ~90 for the causal prefill. fp32 on a CPU,
+    fp16 on CUDA (the vision models' dtypes there)."""
+    import torch
+
+    from planner.measure.models import encoder_attention, shift_mask, window_attn_mask, window_index
+    cuda = device.startswith("cuda")
+    dtype, dt, elem = ("fp16", torch.float16, 2) if cuda else ("fp32", torch.float32, 4)
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    pts = []
+    for label, bw, n, heads, hd, w in (QUICK_ENCODER_ATTENTION if quick else ENCODER_ATTENTION):
+        d = heads * hd
+        qkv = torch.randn(bw, n, 3 * d, generator=gen).to(device=device, dtype=dt)
+        if w is None:
+            calls = [lambda: encoder_attention(qkv, heads)]
+        else:                                        # an unshifted and a shifted block of a 2x2-window map
+            side = 2 * w
+            table = (torch.randn((2 * w - 1) ** 2, heads, generator=gen) * 0.02).to(device=device, dtype=dt)
+            idx = window_index(w).to(device)
+            smask = shift_mask(side, w, w // 2).to(device=device, dtype=dt)
+            b = bw // smask.shape[0]
+            calls = [lambda: encoder_attention(qkv, heads, window_attn_mask(table, idx, b)),
+                     lambda: encoder_attention(qkv, heads, window_attn_mask(table, idx, b, smask))]
+
+        def fn():
+            for c in calls:
+                c()
+        with torch.no_grad():
+            ts = _timeit(fn, flusher, reps, sync)
+        flops = len(calls) * 4.0 * bw * n * n * d
+        pts.append((n / elem, *_best_and_typical(flops, ts)))
+    pts.sort()
+    return dtype, {"best": [[x, r] for x, r, _ in pts], "typical": [[x, r] for x, _, r in pts]}
+
+
 # DenseNet-121's convolutions (Huang et al. 2017; torchvision's densenet121), one of each kind per resolution,
 # with the number of times the network runs it: (count, C_in, C_out, kernel, stride, input size). The 1x1
 # bottleneck's input grows through each block (64..256, 128..512, 256..1024, 512..1024 channels): the block's
@@ -420,6 +469,9 @@ def run_microbench(device: str, quick: bool = False, reps: int | None = None, sc
     for key, fn in (("attention_flops_s", bench_attention), ("pool_elems_s", bench_pool)):
         pairs = {d: fn(device, d, flusher, reps, sync, quick) for d in dts}
         prof[key], typical[key] = ({d: v[i] for d, v in pairs.items()} for i in (0, 1))
+    att_dt, att_lv = bench_encoder_attention(device, flusher, reps, sync, quick)
+    prof["encoder_attention_by_context"] = {att_dt: att_lv["best"]}
+    typical["encoder_attention_by_context"] = {att_dt: att_lv["typical"]}
     conv_dt, conv_best, conv_typ, conv_lv = bench_conv(device, flusher, reps, sync, quick)
     prof["conv_flops_s"], typical["conv_flops_s"] = {conv_dt: conv_best}, {conv_dt: conv_typ}
     prof["conv_by_intensity"], typical["conv_by_intensity"] = {conv_dt: conv_lv["best"]}, {conv_dt: conv_lv["typical"]}
@@ -518,7 +570,8 @@ def profile_at(prof: dict, statistic: str) -> dict:
            "statistic_used": "median"}
     typical = prof.get("typical") or {}
     for k in ("memory", "launch_overhead_s", "eager_op_overhead_s", "eager_op_bodies", "vector_flops_s",
-              "attention_flops_s", "pool_elems_s", "conv_flops_s", "conv_by_intensity"):
+              "attention_flops_s", "pool_elems_s", "conv_flops_s", "conv_by_intensity",
+              "encoder_attention_by_context"):
         if k in typical:
             out[k] = typical[k]
     out["typical_missing"] = [k for k in ("memory", "launch_overhead_s", "vector_flops_s") if k not in typical]
@@ -665,8 +718,9 @@ def _profile_accelerator(prof: dict, slots: dict, bw: float, state: dict | None,
                     "launch_year": "assumption: placeholder, not used by the model"}})
 
 
-def _conv_table(by_dtype: dict, slots: dict) -> tuple[tuple[float, float], ...]:
-    """The conv benchmark's rates by intensity over its dtype's GEMM slot (as _rate_to_slot takes the mix's)."""
+def _rate_table(by_dtype: dict, slots: dict) -> tuple[tuple[float, float], ...]:
+    """A benchmark's rates by intensity (conv: FLOPs per weight byte; encoder attention: FLOPs per activation
+    byte) over its dtype's GEMM slot (as _rate_to_slot takes the conv mix's)."""
     for d in ("fp32", "fp16", "bf16"):
         if by_dtype.get(d) and d in slots:
             return tuple((float(x), max(min(r / slots[d], 1.0), 1e-3)) for x, r in by_dtype[d])
@@ -692,7 +746,8 @@ def _profile_calibration_data(prof: dict, slots: dict, bw: float, int8_scheme: s
            "fused_elementwise_frac": 0.0,
            "op_overhead_s": tuple((n, min(t, 0.1) / r_host)
                                  for n, t in sorted(prof.get("eager_op_overhead_s", {}).items())),
-           "conv_eff_by_intensity": _conv_table(prof.get("conv_by_intensity") or {}, slots)}
+           "conv_eff_by_intensity": _rate_table(prof.get("conv_by_intensity") or {}, slots),
+           "encoder_attn_eff_by_context": _rate_table(prof.get("encoder_attention_by_context") or {}, slots)}
     data = base.model_dump()
     data.update(description=f"measured profile of {prof['device']} ({prof['date']}): engine fractions 1.0 on measured "
                             "peaks; conv, attention, vector and pooling fractions are measured ratios to those peaks",

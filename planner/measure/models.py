@@ -239,8 +239,7 @@ class VitModel(nn.Module):
                 with region("attn_qkv"):
                     qkv = blk.qkv(y)
                 with region("attn_score"):
-                    q, k, v = qkv.view(b, -1, 3, heads, hd).permute(2, 0, 3, 1, 4)
-                    o = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, -1, a.d_model)
+                    o = encoder_attention(qkv, heads)
                 with region("attn_out"):
                     o = blk.o(o)
                 with region("norm"):
@@ -257,6 +256,15 @@ class VitModel(nn.Module):
             return y
         with region("head"):
             return self.head(y[:, 0])
+
+
+def encoder_attention(qkv, heads: int, mask=None):
+    """Bidirectional attention of a vision encoder (ViT, Swin's windows): the fused [B, N, 3C] QKV projection
+    split into heads, SDPA with an optional additive mask, heads merged back to [B, N, C]. The microbenchmark of
+    encoder attention (microbench.bench_encoder_attention) times this very function."""
+    bw, n, c3 = qkv.shape
+    q, k, v = qkv.view(bw, n, 3, heads, c3 // (3 * heads)).permute(2, 0, 3, 1, 4)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask).transpose(1, 2).reshape(bw, n, c3 // 3)
 
 
 # ----------------------------------------------------------------------------------------------- Swin
@@ -282,6 +290,19 @@ def shift_mask(side: int, window: int, shift: int) -> torch.Tensor:
     win = img.view(side // window, window, side // window, window).permute(0, 2, 1, 3).reshape(-1, window * window)
     diff = win[:, None, :] - win[:, :, None]
     return torch.zeros_like(diff).masked_fill(diff != 0, -100.0)
+
+
+def window_attn_mask(bias_table, rel_index, batch: int, shift_mask=None):
+    """Additive mask of one block's window attention: the relative-position bias gathered from its
+    [(2w-1)^2, heads] table ([1, heads, w^2, w^2]) and, in a shifted block, the [windows, w^2, w^2] shift mask
+    added to it and expanded over the batch ([batch x windows, heads, w^2, w^2]), as timm runs it."""
+    n, heads = rel_index.numel(), bias_table.shape[1]
+    n = int(round(n ** 0.5))
+    mask = bias_table[rel_index].view(n, n, heads).permute(2, 0, 1).unsqueeze(0)
+    if shift_mask is None:
+        return mask
+    nw = shift_mask.shape[0]
+    return (mask + shift_mask.view(1, nw, 1, n, n).expand(batch, -1, heads, -1, -1)).reshape(batch * nw, heads, n, n)
 
 
 def to_windows(x, w: int):
@@ -352,14 +373,8 @@ class SwinModel(nn.Module):
         with region("attn_qkv"):
             qkv = blk.qkv(win)
         with region("attn_score"):
-            bw, n, c3 = qkv.shape
-            q, k, v = qkv.view(bw, n, 3, heads, c3 // (3 * heads)).permute(2, 0, 3, 1, 4)
-            mask = blk.bias_table[self.rel_index].view(n, n, heads).permute(2, 0, 1).unsqueeze(0)
-            if blk.shift:        # timm: the shift mask expanded over the batch and added to the bias
-                nw = blk.mask.shape[0]
-                mask = (mask + blk.mask.view(1, nw, 1, n, n).expand(b, -1, heads, -1, -1)
-                        .reshape(bw, heads, n, n))
-            o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask).transpose(1, 2).reshape(bw, n, c3 // 3)
+            mask = window_attn_mask(blk.bias_table, self.rel_index, b, blk.mask if blk.shift else None)
+            o = encoder_attention(qkv, heads, mask)
         with region("attn_out"):
             o = blk.o(o)
         with region("attn_window"):
