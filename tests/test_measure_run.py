@@ -101,6 +101,18 @@ def test_profile_gives_a_session_accelerator(campaign):
     assert 1 <= eng.overlap_p <= 64
 
 
+def test_microbench_summary_prints_the_tables_the_roofline_reads(campaign):
+    from planner.measure.cli import profile_summary
+    _, prof, _, _, _ = campaign
+    lines = profile_summary({**prof, "vs_previous": None}, "p.json", "acc")
+    att = prof["encoder_attention_by_context"]["fp32"]
+    # quick: C = 16 and 64 keys (stored as C / 4 bytes per fp32 element)
+    assert "encoder attention by keys attended (fp32, GFLOP/s): " + "  ".join(
+        f"{c}:{r / 1e9:.0f}" for c, (_, r) in zip((16, 64), att)) in lines
+    assert any(x.startswith("convolutions by FLOPs per weight byte (fp32, GFLOP/s): ") for x in lines)
+    assert lines[-1].endswith("session accelerator id: acc")
+
+
 def test_profile_scales_eager_op_bodies_to_their_measured_time(campaign):
     """The small ops' bodies, timed as the backend runs them at two token counts, become factors on the roofline's
     body time such that the calibrated roofline reproduces the measured growth between the two counts."""

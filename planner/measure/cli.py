@@ -89,6 +89,43 @@ def _root(out) -> Path:
     return Path(out) if out else MEASUREMENTS_DIR
 
 
+def profile_summary(prof: dict, path, acc_id: str) -> list[str]:
+    """The lines `planner microbench` prints for a profile: rates per GEMM scheme over M, memory, launch, eager
+    small ops, attention and convolution rates (the tables the roofline reads), overlap, warnings."""
+    from planner.measure.probe import drift_note, unsteady_note
+    out: list[str] = []
+    out.append(f"{prof['device']}: {prof['meta']['name']}  ->  {path}")
+    out.append(f"{'scheme':<12} {'GFLOP/s':>12} {'M=1 GB/s':>9} {'call ms':>8}   rate over M (GFLOP/s; achievable = median "
+               "of M >= 128; M=1: GEMV line, bytes/s and fixed ms per call)")
+    for s, g in prof["gemm"].items():
+        pts = "  ".join(f"{p['m']}:{p['flops_s'] / 1e9:.0f}" for p in g["points"])
+        out.append(f"{s:<12} {g['achievable_flops_s'] / 1e9:>12.1f} {g['stream_bytes_s'] / 1e9:>9.1f} "
+                   f"{g.get('call_overhead_s', 0.0) * 1e3:>8.3f}   {pts}")
+    mem = prof["memory"]
+    out.append(f"memory copy {mem['copy_bytes_s'] / 1e9:.1f} GB/s (read+write), read {mem['read_bytes_s'] / 1e9:.1f} GB/s; "
+               f"launch overhead {prof['launch_overhead_s'] * 1e6:.1f} us; vector {prof['vector_flops_s'] / 1e9:.1f} GFLOP/s")
+    eager = prof.get("eager_op_overhead_s") or {}
+    if eager:
+        out.append("eager small ops, fixed cost per call (cold, as in a decode step): "
+                   + ", ".join(f"{k} {v * 1e6:.0f} us" for k, v in eager.items()))
+    for key, label, unit in (("attention_flops_s", "causal attention (SDPA, prefill)", "GFLOP/s"),
+                             ("conv_flops_s", "convolution mix", "GFLOP/s")):
+        if prof.get(key):
+            out.append(f"{label}: " + ", ".join(f"{d} {v / 1e9:.1f} {unit}" for d, v in prof[key].items()))
+    for key, label, what in (("encoder_attention_by_context", "encoder attention", "keys attended"),
+                             ("conv_by_intensity", "convolutions", "FLOPs per weight byte")):
+        for d, pts in (prof.get(key) or {}).items():
+            xs = [x * (4 if d == "fp32" else 2) if key.startswith("encoder") else x for x, _ in pts]
+            out.append(f"{label} by {what} ({d}, GFLOP/s): "
+                       + "  ".join(f"{x:g}:{r / 1e9:.0f}" for x, (_, r) in zip(xs, pts)))
+    out.append(f"roofline overlap p = {prof['overlap_p']:g} (fitted to this GEMM sweep, MdAPE "
+               f"{prof['gemm_fit_mdape_pct']:.1f} %); session accelerator id: {acc_id}")
+    for note in (unsteady_note(prof), drift_note(prof["vs_previous"])):
+        if note:
+            out.append(f"warning: {note}")
+    return out
+
+
 def cmd_microbench(args) -> int:
     from planner.measure.harness import _progress, check_device
     from planner.measure.microbench import roofline_for_profile, run_microbench
@@ -101,7 +138,7 @@ def cmd_microbench(args) -> int:
     prof = run_microbench(device, quick=args.quick, reps=args.reps, progress=bar)
     bar.close()
     path = profile_path(_root(args.out), prof["device"])
-    from planner.measure.probe import drift_note, unsteady_note, vs_previous
+    from planner.measure.probe import vs_previous
     from planner.measure.runs import device_profiles
     prof["vs_previous"] = vs_previous(prof, device_profiles(path))
     kept = archive_profile(path)
@@ -113,25 +150,7 @@ def cmd_microbench(args) -> int:
         print(json.dumps({"profile": str(path), "previous_profile_kept": str(kept) if kept else None, **prof},
                          indent=1, default=str))
         return 0
-    print(f"{prof['device']}: {prof['meta']['name']}  ->  {path}")
-    print(f"{'scheme':<12} {'GFLOP/s':>12} {'M=1 GB/s':>9} {'call ms':>8}   rate over M (GFLOP/s; achievable = median "
-          "of M >= 128; M=1: GEMV line, bytes/s and fixed ms per call)")
-    for s, g in prof["gemm"].items():
-        pts = "  ".join(f"{p['m']}:{p['flops_s'] / 1e9:.0f}" for p in g["points"])
-        print(f"{s:<12} {g['achievable_flops_s'] / 1e9:>12.1f} {g['stream_bytes_s'] / 1e9:>9.1f} "
-              f"{g.get('call_overhead_s', 0.0) * 1e3:>8.3f}   {pts}")
-    mem = prof["memory"]
-    print(f"memory copy {mem['copy_bytes_s'] / 1e9:.1f} GB/s (read+write), read {mem['read_bytes_s'] / 1e9:.1f} GB/s; "
-          f"launch overhead {prof['launch_overhead_s'] * 1e6:.1f} us; vector {prof['vector_flops_s'] / 1e9:.1f} GFLOP/s")
-    eager = prof.get("eager_op_overhead_s") or {}
-    if eager:
-        print("eager small ops, fixed cost per call (cold, as in a decode step): "
-              + ", ".join(f"{k} {v * 1e6:.0f} us" for k, v in eager.items()))
-    print(f"roofline overlap p = {prof['overlap_p']:g} (fitted to this GEMM sweep, MdAPE {prof['gemm_fit_mdape_pct']:.1f} %); "
-          f"session accelerator id: {acc.id}")
-    for note in (unsteady_note(prof), drift_note(prof["vs_previous"])):
-        if note:
-            print(f"warning: {note}")
+    print("\n".join(profile_summary(prof, path, acc.id)))
     return 0
 
 
