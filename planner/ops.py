@@ -55,6 +55,9 @@ class OpTemplate:
     # profile's measured eager fixed cost per call applies to it as to the LLM phases' ops (not to an encoder's
     # attention: its measured rate, EngineEff.encoder_attn_eff_by_context, holds its fixed costs)
     eager_small: bool = False
+    # the key of that fixed cost in EngineEff.op_overhead_s ("": the op's name); a CNN's batch norm is
+    # "cnn.norm", one aten kernel in a network's sequence, not a decoder's several-kernel RMSNorm
+    overhead_key: str = ""
 
     def evaluate(self, batch: float, new_tokens: float, context: float) -> "OpCost":
         """Numbers of all ``count`` instances at one shape."""

@@ -228,8 +228,9 @@ def evaluate_phase(c: CompiledOps, hw: HwArrays, eng: EngineEff, prec: Precision
     if eng.op_overhead_s:                         # measured fixed cost per call of an eager framework's small ops
         fixed = dict(eng.op_overhead_s)
         small = [o.phase in LLM_PHASES or o.eager_small for o in c.ops]
-        own = np.array([o.name in fixed and sm for o, sm in zip(c.ops, small)])
-        per_call = np.array([fixed.get(o.name, 0.0) * o.count if sm else 0.0 for o, sm in zip(c.ops, small)])
+        keys = [o.overhead_key or o.name for o in c.ops]
+        own = np.array([k in fixed and sm for k, sm in zip(keys, small)])
+        per_call = np.array([fixed.get(k, 0.0) * o.count if sm else 0.0 for k, o, sm in zip(keys, c.ops, small)])
         overhead = np.where(col(own), col(per_call), overhead)
     overhead = np.broadcast_to(overhead, t.shape)
 

@@ -91,7 +91,17 @@ def test_profile_gives_a_session_accelerator(campaign):
     # the eager small ops' fixed cost per call, measured cold on a tiny decoder, goes to the roofline as it is
     from planner.measure.eager_ops import SMALL_OPS
     assert set(prof["eager_op_overhead_s"]) == set(SMALL_OPS)
-    assert dict(eng.op_overhead_s) == pytest.approx(prof["eager_op_overhead_s"])
+    assert dict(eng.op_overhead_s) == pytest.approx({**prof["eager_op_overhead_s"], **prof["cnn_op_overhead_s"]})
+    # a CNN's small ops, per call in tiny-width DenseNet-121 and ResNet-50 passes, scaled by each network's glue
+    from planner.measure.eager_ops import CNN_SMALL_OPS
+    cnn = prof["cnn_ops"]["networks"]
+    assert set(prof["cnn_op_overhead_s"]) == {f"cnn.{o}" for o in CNN_SMALL_OPS}
+    assert set(cnn["densenet-121"]["calls"]) == {"norm", "act", "pool", "concat"} and "add" in cnn["resnet-50"]["calls"]
+    for op in CNN_SMALL_OPS:
+        have = [(n["calls"][op], n["profiled_per_call_s"][op] * n["glue_factor"]) for n in cnn.values()
+                if n["calls"].get(op)]
+        assert prof["cnn_op_overhead_s"][f"cnn.{op}"] == pytest.approx(sum(c * v for c, v in have) / sum(c for c, _ in have))
+        assert 1e-7 < prof["cnn_op_overhead_s"][f"cnn.{op}"] < 1e-2
     e = prof["eager_ops"]
     # the glue factor: (unprofiled step - profiled GEMM regions) / profiled small ops of the tiny model, clipped
     glue = (e["tiny_unprofiled_step_s"] - e["tiny_profiled_gemm_regions_s"]) / e["tiny_profiled_small_regions_s"]
@@ -110,7 +120,9 @@ def test_microbench_summary_prints_the_tables_the_roofline_reads(campaign):
     assert "encoder attention by keys attended (fp32, GFLOP/s): " + "  ".join(
         f"{c}:{r / 1e9:.0f}" for c, (_, r) in zip((16, 64), att)) in lines
     assert any(x.startswith("convolutions by FLOPs per weight byte (fp32, GFLOP/s): ") for x in lines)
-    assert lines[-1].endswith("session accelerator id: acc")
+    assert any(x.startswith("CNN small ops, fixed cost per call") and "concat" in x for x in lines)
+    assert any(x.endswith("session accelerator id: acc") for x in lines)
+    assert all(x.startswith("warning: ") for x in lines[[i for i, x in enumerate(lines) if "accelerator id" in x][0] + 1:])
 
 
 def test_profile_scales_eager_op_bodies_to_their_measured_time(campaign):

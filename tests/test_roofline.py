@@ -172,6 +172,35 @@ def test_eager_fixed_costs_reach_vision_transformer_ops_but_not_cnn_ones():
                           evaluate_phase(cc, HW, ENG, prec, 8, 1, 1, 1, 0.0).op_time)
 
 
+def test_cnn_small_ops_take_their_own_measured_fixed_cost():
+    """A CNN's batch norms, ReLUs, pools, concatenations and adds take the fixed cost measured for them in a
+    network (keys cnn.<op>) in place of one launch, on top of their bodies; convolutions and the head keep the
+    launch (their fixed costs are in their rates); a decoder's norm keeps its own key."""
+    from planner.arch.decoder import layer_ops
+    from planner.arch.vision import cnn_ops
+    from planner.catalog import load_model
+    from planner.quant import load_precision
+    prec = PrecisionEff(gemm_scale=1.0, basis="t")
+    fixed = {"cnn.norm": 3e-5, "cnn.act": 1e-5, "cnn.pool": 5e-5, "cnn.concat": 2e-5, "cnn.add": 4e-5}
+    eng = ENG.model_copy(update={"op_overhead_s": tuple(fixed.items()) + (("norm", 1e-3),)})
+    for model, names in (("densenet-121", {"norm", "act", "pool", "concat"}), ("resnet-50", {"norm", "act", "pool", "add"})):
+        ops, _ = cnn_ops(load_model(model).arch, load_precision("fp32"))
+        c = compile_ops(ops, "fp32")
+        r, base = (evaluate_phase(c, HW, e, prec, 1, 1, 1, 1, 0.0) for e in (eng, ENG))
+        assert {o.name for o in ops if o.overhead_key} == names
+        for i, o in enumerate(ops):
+            want = fixed[f"cnn.{o.name}"] if o.overhead_key else 1e-6
+            assert r.overhead_time[i, 0] == pytest.approx(want)
+            assert r.op_time[i, 0] - r.overhead_time[i, 0] == pytest.approx(base.op_time[i, 0] - base.overhead_time[i, 0])
+    # DenseNet-121's batch norms: the stem's, two in each of 58 dense layers, three transitions', the final one
+    ops, _ = cnn_ops(load_model("densenet-121").arch, load_precision("fp32"))
+    assert sum(o.name == "norm" for o in ops) == 121
+    dec = layer_ops(load_model("llama-2-7b").arch, "decode", load_precision("fp32"))
+    c = compile_ops(dec, "fp32")
+    i = next(i for i, o in enumerate(dec) if o.name == "norm")
+    assert evaluate_phase(c, HW, eng, prec, 1, 1, 16, 1, 0.0).overhead_time[i, 0] == pytest.approx(1e-3 * dec[i].count)
+
+
 def test_body_scales_are_measured_growth_over_roofline_growth():
     from planner.measure.eager_ops import body_scales
     bench = {"tokens": [128, 1024], "seconds": {"norm": [1e-3, 5e-3], "rope": [2e-3, 2e-3], "mlp_act": [1e-4, 1e-1]}}

@@ -126,7 +126,10 @@ def layer_ops(layers, p: Precision) -> list[OpTemplate]:
                                   kv_bytes=mono(), group=layer.stage,
                                   # TensorRT folds BN/ReLU/add into the conv and elides concat copies by writing
                                   # each layer's output into the concatenated buffer; eager torch.cat copies
-                                  fusible=layer.kind in ("norm", "act", "add", "concat")))
+                                  fusible=layer.kind in ("norm", "act", "add", "concat"),
+                                  # an eager framework's fixed cost per call of these small ops, measured in
+                                  # tiny-width CNNs (planner.measure.eager_ops.bench_cnn_ops) where a profile has it
+                                  eager_small=True, overhead_key=f"cnn.{name}"))
     return ops
 
 

@@ -108,6 +108,10 @@ def profile_summary(prof: dict, path, acc_id: str) -> list[str]:
     if eager:
         out.append("eager small ops, fixed cost per call (cold, as in a decode step): "
                    + ", ".join(f"{k} {v * 1e6:.0f} us" for k, v in eager.items()))
+    cnn = prof.get("cnn_op_overhead_s") or {}
+    if cnn:
+        out.append("CNN small ops, fixed cost per call (tiny-width DenseNet-121 and ResNet-50 passes): "
+                   + ", ".join(f"{k.removeprefix('cnn.')} {v * 1e6:.0f} us" for k, v in cnn.items()))
     for key, label, unit in (("attention_flops_s", "causal attention (SDPA, prefill)", "GFLOP/s"),
                              ("conv_flops_s", "convolution mix", "GFLOP/s")):
         if prof.get(key):

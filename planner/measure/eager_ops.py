@@ -170,3 +170,81 @@ def body_scales(bench: dict, roofline_body_s) -> tuple[tuple[str, float], ...]:
         if meas > 0 and pred > 0:
             out.append((name, min(max(meas / pred, 0.25), 50.0)))
     return tuple(out)
+
+
+# ------------------------------------------------------------------------------------- CNN small ops
+
+CNN_SMALL_OPS = ("norm", "act", "pool", "concat", "add")
+# DenseNet-121 and ResNet-50 with their layer counts but widths and images too small for the bodies to matter
+# (growth 4 / 8 initial features, 32 px): every batch norm, ReLU, pool, concatenation and residual add runs
+# through the backend's own modules, so what each costs per call is the eager framework's fixed cost in a
+# network's own sequence (a DenseNet-121 at growth 4 ran its 121 batch norms at ~75 us per profiled call on this
+# project's CPU, where the roofline's one launch is 5 us; DenseNet-121's batch-1 pass came out 20-35 % slow)
+CNN_PROBES = (("densenet-121", {"growth_rate": 4, "init_features": 8, "image_size": 32}),
+              ("resnet-50", {"init_features": 8, "image_size": 32}))
+QUICK_CNN_PROBES = (("densenet-121", {"growth_rate": 2, "init_features": 4, "image_size": 32, "blocks": [2, 2, 2, 2]}),
+                    ("resnet-50", {"init_features": 4, "image_size": 32, "blocks": [1, 1, 1, 1]}))
+
+
+def _cnn_regions(model_id: str, changes: dict, device: str, flusher, reps: int):
+    """Profiled passes of a tiny-width catalog CNN: ({op: seconds per repetition}, {op: calls}, unprofiled
+    pass times)."""
+    import torch
+
+    from planner import catalog
+    from planner.measure.harness import OP_NAMES
+    from planner.measure.models import STEP_REGION, build_model, region
+    from planner.measure.profiler import sync, time_phase
+    base = catalog.load_model(model_id)
+    spec = ModelSpec.model_validate({"id": f"{model_id}-tiny", "name": f"{model_id} at tiny widths",
+                                     "category": "vision", "config_source": "planner.measure.eager_ops",
+                                     "arch": {**base.arch.model_dump(), **changes}})
+    model, _, _ = build_model(spec, None, torch.float32, device)
+    a = spec.arch
+    images = torch.randn(1, a.channels, a.image_size, a.image_size, generator=torch.Generator().manual_seed(0))
+    images = images.to(device)
+    with torch.no_grad():
+        def rep(flush):
+            flush()
+            with region(STEP_REGION):
+                model(images)
+                sync(device)
+        t = time_phase("vision", rep, steps=1, reps=reps, warmup=1, device=device, flusher=flusher,
+                       op_names=OP_NAMES)
+    per_rep, calls = {}, {}
+    for name in {r.name for r in t.rows}:
+        rows = [r for r in t.rows if r.name == name]
+        per_rep[name] = [sum(r.times[i] for r in rows) for i in range(len(rows[0].times))]
+        calls[name] = sum(r.instances for r in rows)
+    return per_rep, calls, t.step_unprofiled or t.step_times
+
+
+def bench_cnn_ops(device: str, flusher, reps: int, quick: bool = False) -> dict:
+    """Fixed seconds per call of a CNN's small ops (CNN_SMALL_OPS), keyed ``cnn.<op>``: DenseNet-121 and ResNet-50
+    at tiny widths (CNN_PROBES) run passes with the cache flushed before each, and each op's profiled time per
+    call is scaled by the network's glue factor, (unprofiled pass - profiled conv and fc regions) / profiled small
+    op regions (the profiler's own cost per aten op is most of a tiny op's profiled time: 31 ms profiled against
+    20 ms unprofiled for the tiny DenseNet here), as bench_eager_ops does for a decoder. An op in both networks
+    gets the call-weighted mean. ``per_call_s`` at minima, ``per_call_median_s`` at medians."""
+    out: dict = {"per_call_s": {}, "per_call_median_s": {}, "networks": {}}
+    for model_id, changes in (QUICK_CNN_PROBES if quick else CNN_PROBES):
+        per_rep, calls, steps = _cnn_regions(model_id, changes, device, flusher, reps)
+        net: dict = {"changes": changes, "calls": {k: calls[k] for k in per_rep if k in CNN_SMALL_OPS}}
+        for stat, f in (("", min), ("_median", statistics.median)):
+            t = {k: f(v) for k, v in per_rep.items()}
+            small = sum(v for k, v in t.items() if k in CNN_SMALL_OPS)
+            rest = sum(v for k, v in t.items() if k not in CNN_SMALL_OPS)
+            factor = min(max((f(steps) - rest) / small, 0.25), 4.0) if small > 0 else 1.0
+            net[f"glue_factor{stat}"] = factor
+            net[f"profiled_per_call{stat}_s"] = {k: t[k] / calls[k] for k in net["calls"] if calls[k]}
+        out["networks"][model_id] = net
+    for stat in ("", "_median"):
+        for op in CNN_SMALL_OPS:
+            have = [(n["calls"][op], n[f"profiled_per_call{stat}_s"][op] * n[f"glue_factor{stat}"])
+                    for n in out["networks"].values() if n["calls"].get(op)]
+            if have:
+                out[f"per_call{stat}_s"][f"cnn.{op}"] = sum(c * v for c, v in have) / sum(c for c, _ in have)
+    out.update(reps=reps, note="fp32, batch 1, cache flushed before each pass; per_call_s: a network's profiled "
+                               "per-call minimum x its glue factor, call-weighted over the networks "
+                               "(planner.measure.eager_ops.bench_cnn_ops)")
+    return out

@@ -490,7 +490,10 @@ def run_microbench(device: str, quick: bool = False, reps: int | None = None, sc
 
 def _bench_eager(prof: dict, typical: dict, device: str, flusher, reps: int, quick: bool) -> None:
     """The eager small ops' fixed cost per call and their bodies' rates (eager_ops), into the profile."""
-    from planner.measure.eager_ops import bench_eager_bodies, bench_eager_ops
+    from planner.measure.eager_ops import bench_cnn_ops, bench_eager_bodies, bench_eager_ops
+    cnn = bench_cnn_ops(device, flusher, reps, quick=quick)
+    prof["cnn_op_overhead_s"], typical["cnn_op_overhead_s"] = cnn.pop("per_call_s"), cnn.pop("per_call_median_s")
+    prof["cnn_ops"] = cnn
     eager = bench_eager_ops(device, flusher, reps, quick=quick)
     prof["eager_op_overhead_s"], typical["eager_op_overhead_s"] = eager.pop("per_call_s"), eager.pop("per_call_median_s")
     prof["eager_ops"] = eager
@@ -569,7 +572,8 @@ def profile_at(prof: dict, statistic: str) -> dict:
     out = {**prof, "gemm": {s: {**g, **summarize_sweep(g["points"], "median_s")} for s, g in prof["gemm"].items()},
            "statistic_used": "median"}
     typical = prof.get("typical") or {}
-    for k in ("memory", "launch_overhead_s", "eager_op_overhead_s", "eager_op_bodies", "vector_flops_s",
+    for k in ("memory", "launch_overhead_s", "eager_op_overhead_s", "cnn_op_overhead_s", "eager_op_bodies",
+              "vector_flops_s",
               "attention_flops_s", "pool_elems_s", "conv_flops_s", "conv_by_intensity",
               "encoder_attention_by_context"):
         if k in typical:
@@ -744,8 +748,8 @@ def _profile_calibration_data(prof: dict, slots: dict, bw: float, int8_scheme: s
            "mem_frac": plain_read_frac(prof), "link_frac": 1.0, "launch_overhead_s": min(prof["launch_overhead_s"], 1e-3) / r_host,
            "step_overhead_s": 0.0, "request_overhead_s": 0.0, "overlap_p": fit_overlap(prof),
            "fused_elementwise_frac": 0.0,
-           "op_overhead_s": tuple((n, min(t, 0.1) / r_host)
-                                 for n, t in sorted(prof.get("eager_op_overhead_s", {}).items())),
+           "op_overhead_s": tuple((n, min(t, 0.1) / r_host) for n, t in sorted(
+               {**prof.get("eager_op_overhead_s", {}), **prof.get("cnn_op_overhead_s", {})}.items())),
            "conv_eff_by_intensity": _rate_table(prof.get("conv_by_intensity") or {}, slots),
            "encoder_attn_eff_by_context": _rate_table(prof.get("encoder_attention_by_context") or {}, slots)}
     data = base.model_dump()
